@@ -1,0 +1,783 @@
+//! The in-memory backend: the embedded default, zero set-up.
+//!
+//! All state lives behind one `parking_lot::Mutex`: the scheduler needs a
+//! consistent view across specs (priorities, pending counts, weights), and
+//! every critical section here is short and O(log n) in the number of
+//! units, so one lock costs less than the coordination finer locks would
+//! need. The lock is never held across an `.await`.
+//!
+//! Nothing on a request path scans all units of a spec. Each spec keeps:
+//! * `units`: key → unit, ordered bytewise (for `get_work_units` paging);
+//! * `available`: (priority desc, key) of units ready to hand out, so
+//!   `get_work` takes the first `n` entries;
+//! * `delayed` and `leases`: (time, key) of delayed units and of pending
+//!   leases, so promotions and expiries pop only what is due;
+//! * counts per status, maintained on every transition, so
+//!   `count_work_units` copies five integers.
+//!
+//! Every change to a unit goes through [`Spec::change`], which takes the
+//! unit out of the indexes, applies the change and puts it back, so the
+//! indexes cannot drift from the units.
+//!
+//! Unit data is stored CBOR-encoded (a ~100-byte map costs ~100 bytes
+//! instead of a tree of boxed values) and decoded when a reply needs it.
+
+mod workers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use cborrpc::encode::{decode, to_vec};
+use cborrpc::value::{map_get, text};
+use cborrpc::Value;
+
+use crate::clock::{Clock, SystemClock, Time};
+use crate::model::*;
+use crate::scheduler::{self, Candidate};
+use crate::Coordinate;
+use workers::Workers;
+
+type UKey = Arc<[u8]>;
+type Blob = Box<[u8]>;
+
+/// Default lease of an attempt created by `update_work_unit`.
+const DEFAULT_UPDATE_LEASE: f64 = 300.0;
+
+/// Sort key for descending priority: the IEEE total order, reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Prio(std::cmp::Reverse<i64>);
+
+impl Prio {
+    fn of(p: f64) -> Prio {
+        let b = p.to_bits() as i64;
+        Prio(std::cmp::Reverse(b ^ ((((b >> 63) as u64) >> 1) as i64)))
+    }
+}
+
+#[derive(Debug)]
+struct Attempt {
+    worker: Arc<str>,
+    /// The attempt's own data; `None` means "the unit's data".
+    data: Option<Blob>,
+    expiration: Time,
+    end: Option<Time>,
+}
+
+#[derive(Debug)]
+struct Unit {
+    data: Blob,
+    priority: f64,
+    not_before: Option<Time>,
+    status: UnitStatus,
+    /// The active attempt (pending, finished or failed).
+    attempt: Option<Attempt>,
+    /// Attempts ever made, for `max_retries`.
+    attempts: u32,
+}
+
+impl Unit {
+    fn effective_data(&self) -> &[u8] {
+        self.attempt.as_ref().and_then(|a| a.data.as_deref()).unwrap_or(&self.data)
+    }
+
+    fn idle_status(&self, now: Time) -> UnitStatus {
+        match self.not_before {
+            Some(t) if t > now => UnitStatus::Delayed,
+            _ => UnitStatus::Available,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    available: BTreeSet<(Prio, UKey)>,
+    delayed: BTreeSet<(Time, UKey)>,
+    leases: BTreeSet<(Time, UKey)>,
+    counts: [u64; 5],
+}
+
+impl Index {
+    fn slot(s: UnitStatus) -> usize {
+        s as usize
+    }
+
+    fn insert(&mut self, key: &UKey, u: &Unit) {
+        self.counts[Self::slot(u.status)] += 1;
+        match u.status {
+            UnitStatus::Available => {
+                self.available.insert((Prio::of(u.priority), key.clone()));
+            }
+            UnitStatus::Delayed => {
+                self.delayed.insert((u.not_before.unwrap_or_default(), key.clone()));
+            }
+            UnitStatus::Pending => {
+                let exp = u.attempt.as_ref().map(|a| a.expiration).unwrap_or_default();
+                self.leases.insert((exp, key.clone()));
+            }
+            UnitStatus::Finished | UnitStatus::Failed => {}
+        }
+    }
+
+    fn remove(&mut self, key: &UKey, u: &Unit) {
+        self.counts[Self::slot(u.status)] -= 1;
+        match u.status {
+            UnitStatus::Available => {
+                self.available.remove(&(Prio::of(u.priority), key.clone()));
+            }
+            UnitStatus::Delayed => {
+                self.delayed.remove(&(u.not_before.unwrap_or_default(), key.clone()));
+            }
+            UnitStatus::Pending => {
+                let exp = u.attempt.as_ref().map(|a| a.expiration).unwrap_or_default();
+                self.leases.remove(&(exp, key.clone()));
+            }
+            UnitStatus::Finished | UnitStatus::Failed => {}
+        }
+    }
+
+    fn count(&self, s: UnitStatus) -> u64 {
+        self.counts[Self::slot(s)]
+    }
+}
+
+#[derive(Debug)]
+struct Spec {
+    name: Arc<str>,
+    data: SpecData,
+    meta: SpecMeta,
+    units: BTreeMap<UKey, Unit>,
+    idx: Index,
+}
+
+impl Spec {
+    fn new(name: &str, data: SpecData, meta: SpecMeta) -> Spec {
+        Spec { name: name.into(), data, meta, units: BTreeMap::new(), idx: Index::default() }
+    }
+
+    /// Applies `f` to a unit, keeping the indexes and the workers' pending
+    /// sets in step. Returns `None` if there is no such unit.
+    fn change<R>(&mut self, workers: &mut Workers, key: &[u8], f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
+        let (k, u) = self.units.get_key_value(key)?;
+        let k = k.clone();
+        self.idx.remove(&k, u);
+        let u = self.units.get_mut(key)?;
+        let was_pending = (u.status == UnitStatus::Pending).then(|| u.attempt.as_ref().map(|a| a.worker.clone()));
+        let r = f(u);
+        if let Some(Some(w)) = was_pending {
+            let still = u.status == UnitStatus::Pending && u.attempt.as_ref().is_some_and(|a| Arc::ptr_eq(&a.worker, &w));
+            if !still {
+                workers.release(&w, &self.name, &k);
+            }
+        }
+        if u.status == UnitStatus::Pending {
+            if let Some(a) = &u.attempt {
+                workers.hold(&a.worker, &self.name, &k);
+            }
+        }
+        self.idx.insert(&k, u);
+        Some(r)
+    }
+
+    /// Expires due leases and promotes due delayed units.
+    fn refresh(&mut self, workers: &mut Workers, now: Time) {
+        while let Some((t, k)) = self.idx.leases.first().cloned() {
+            if t >= now {
+                break;
+            }
+            self.change(workers, &k, |u| {
+                u.attempt = None;
+                u.status = u.idle_status(now);
+            });
+        }
+        while let Some((t, k)) = self.idx.delayed.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.change(workers, &k, |u| u.status = UnitStatus::Available);
+        }
+    }
+
+    /// Adds or replaces a unit (§2.2 upsert semantics).
+    fn upsert(&mut self, workers: &mut Workers, unit: NewUnit, now: Time) {
+        let data: Blob = to_vec(&unit.data).into();
+        let not_before = (unit.delay > 0.0).then(|| now.plus_secs(unit.delay));
+        let changed = self.change(workers, &unit.key, |u| {
+            let old = std::mem::replace(&mut u.data, data.clone());
+            u.priority = unit.priority;
+            u.not_before = not_before;
+            match u.status {
+                UnitStatus::Pending => {
+                    if let Some(a) = &mut u.attempt {
+                        a.data.get_or_insert(old);
+                    }
+                }
+                _ => {
+                    u.attempt = None;
+                    u.status = u.idle_status(now);
+                }
+            }
+        });
+        if changed.is_none() {
+            let key: UKey = unit.key.into();
+            let u = Unit { data, priority: unit.priority, not_before, status: UnitStatus::Available, attempt: None, attempts: 0 };
+            let u = Unit { status: u.idle_status(now), ..u };
+            self.idx.insert(&key, &u);
+            self.units.insert(key, u);
+        }
+    }
+
+    fn remove_unit(&mut self, workers: &mut Workers, key: &[u8]) -> bool {
+        let Some((k, u)) = self.units.remove_entry(key) else { return false };
+        self.idx.remove(&k, &u);
+        if let (UnitStatus::Pending, Some(a)) = (u.status, &u.attempt) {
+            workers.release(&a.worker, &self.name, &k);
+        }
+        true
+    }
+
+    fn release_all(&mut self, workers: &mut Workers) {
+        for (_, k) in std::mem::take(&mut self.idx.leases) {
+            if let Some(a) = self.units.get(&k).and_then(|u| u.attempt.as_ref()) {
+                workers.release(&a.worker, &self.name, &k);
+            }
+        }
+    }
+
+    fn can_start_continuous(&self, now: Time) -> bool {
+        self.meta.continuous
+            && self.idx.count(UnitStatus::Available) == 0
+            && self.idx.count(UnitStatus::Pending) == 0
+            && self.meta.next_continuous.is_none_or(|t| now >= t)
+    }
+
+    fn matches(&self, u: &Unit, states: &Option<Vec<UnitStatus>>) -> bool {
+        states.as_ref().is_none_or(|s| s.contains(&u.status))
+    }
+}
+
+struct State {
+    specs: BTreeMap<String, Spec>,
+    workers: Workers,
+    rng: StdRng,
+}
+
+impl State {
+    fn spec(&mut self, name: &str, now: Time) -> Result<(&mut Spec, &mut Workers)> {
+        let spec = self.specs.get_mut(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
+        spec.refresh(&mut self.workers, now);
+        Ok((spec, &mut self.workers))
+    }
+
+    fn refresh_all(&mut self, now: Time) {
+        for spec in self.specs.values_mut() {
+            spec.refresh(&mut self.workers, now);
+        }
+    }
+}
+
+/// The in-memory [`Coordinate`] backend.
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new(Arc::new(SystemClock))
+    }
+}
+
+fn decode_blob(b: &[u8]) -> Value {
+    decode(b).unwrap_or(Value::Null)
+}
+
+impl MemoryBackend {
+    /// A backend on the given clock, with a randomly seeded scheduler.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_rng(clock, StdRng::from_os_rng())
+    }
+
+    /// A backend whose scheduler draws from a seeded RNG (for tests).
+    pub fn with_seed(clock: Arc<dyn Clock>, seed: u64) -> Self {
+        Self::with_rng(clock, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(clock: Arc<dyn Clock>, rng: StdRng) -> Self {
+        MemoryBackend {
+            state: Mutex::new(State { specs: BTreeMap::new(), workers: Workers::default(), rng }),
+            clock,
+        }
+    }
+
+    fn get_work_locked(&self, st: &mut State, worker: &str, opts: &GetWork, now: Time) -> Vec<WorkGrant> {
+        let worker_name: Arc<str> = st.workers.touch(worker);
+        loop {
+            st.refresh_all(now);
+            // Filter the specs and keep their names alongside the stats.
+            let mut names: Vec<&str> = Vec::new();
+            let mut cands: Vec<Candidate> = Vec::new();
+            for (name, spec) in &st.specs {
+                let m = &spec.meta;
+                let pending = spec.idx.count(UnitStatus::Pending);
+                if (!opts.work_spec_names.is_empty() && !opts.work_spec_names.iter().any(|n| n == name))
+                    || (!opts.runtimes.is_empty() && !opts.runtimes.contains(&m.runtime))
+                    || m.paused
+                    || m.weight <= 0
+                    || (m.max_running > 0 && pending >= m.max_running as u64)
+                    || (spec.idx.count(UnitStatus::Available) == 0 && !spec.can_start_continuous(now))
+                {
+                    continue;
+                }
+                names.push(name);
+                cands.push(Candidate { priority: m.priority, weight: m.weight, pending });
+            }
+            let Some(i) = scheduler::choose(&cands, &mut st.rng) else { return Vec::new() };
+            let name = names[i].to_owned();
+            let spec = st.specs.get_mut(&name).expect("chosen spec exists");
+            let workers = &mut st.workers;
+            let pending = spec.idx.count(UnitStatus::Pending) as i64;
+            let mut n = opts.max_jobs.max(1) as i64;
+            if spec.meta.max_getwork > 0 {
+                n = n.min(spec.meta.max_getwork);
+            }
+            if spec.meta.max_running > 0 {
+                n = n.min(spec.meta.max_running - pending);
+            }
+            let mut keys: Vec<UKey> = spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
+            if keys.is_empty() && spec.can_start_continuous(now) {
+                let key = format!("{}.{:03}", now.unix_secs(), now.subsec_millis()).into_bytes();
+                spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
+                match spec.units.get(key.as_slice()).map(|u| u.status) {
+                    None => spec.upsert(workers, NewUnit::new(key.clone(), Value::Map(vec![])), now),
+                    Some(UnitStatus::Available) => {}
+                    Some(_) => return Vec::new(),
+                }
+                keys.push(key.into());
+            }
+            if keys.is_empty() {
+                return Vec::new();
+            }
+            let lease = now.plus_secs(opts.lease_secs);
+            let max_retries = spec.meta.max_retries;
+            let mut grants = Vec::with_capacity(keys.len());
+            let mut failed_any = false;
+            for k in keys {
+                let grant = spec.change(workers, &k, |u| {
+                    u.attempts = u.attempts.saturating_add(1);
+                    if max_retries > 0 && u.attempts as i64 > max_retries {
+                        let tb = Value::Map(vec![(text("traceback"), text("too many retries"))]);
+                        u.attempt = Some(Attempt {
+                            worker: worker_name.clone(),
+                            data: Some(to_vec(&tb).into()),
+                            expiration: now,
+                            end: Some(now),
+                        });
+                        u.status = UnitStatus::Failed;
+                        return None;
+                    }
+                    u.attempt = Some(Attempt { worker: worker_name.clone(), data: None, expiration: lease, end: None });
+                    u.status = UnitStatus::Pending;
+                    Some(decode_blob(&u.data))
+                });
+                match grant.flatten() {
+                    Some(data) => grants.push(WorkGrant { spec: name.clone(), key: k.to_vec(), data }),
+                    None => failed_any = true,
+                }
+            }
+            if !grants.is_empty() || !failed_any {
+                return grants;
+            }
+            // Every unit picked had run out of retries: choose again.
+        }
+    }
+}
+
+/// The outcome of an update that finished a unit: output for the next spec.
+type Chain = Option<(String, Vec<NewUnit>)>;
+
+fn finish(u: &mut Unit, data: Option<Blob>, now: Time, then: &str) -> Chain {
+    if let Some(a) = &mut u.attempt {
+        if data.is_some() {
+            a.data = data;
+        }
+        a.end = Some(now);
+    }
+    u.status = UnitStatus::Finished;
+    if then.is_empty() {
+        return None;
+    }
+    let Value::Map(entries) = decode_blob(u.effective_data()) else { return None };
+    let output = map_get(&entries, "output")?;
+    Some((then.to_owned(), NewUnit::from_output(output)))
+}
+
+fn update_locked(spec: &mut Spec, workers: &mut Workers, key: &[u8], upd: UnitUpdate, now: Time) -> Result<(bool, Chain)> {
+    if !spec.units.contains_key(key) {
+        return Err(Error::NoSuchWorkUnit(key.to_vec()));
+    }
+    let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());
+    let lease = upd.lease_secs.unwrap_or(DEFAULT_UPDATE_LEASE);
+    let then = spec.meta.then.clone();
+    let worker_name = upd.worker_id.clone().unwrap_or_default();
+    let worker = workers.touch(&worker_name);
+    let r = spec.change(workers, key, |u| -> Result<(bool, Chain)> {
+        use UnitStatus::*;
+        let mut cur = u.status;
+        if matches!(cur, Available | Delayed) {
+            match upd.status {
+                None | Some(Available) | Some(Delayed) => {
+                    return Ok(match data {
+                        Some(d) => {
+                            u.data = d;
+                            (true, None)
+                        }
+                        None => (false, None),
+                    });
+                }
+                Some(_) => {
+                    // Force an attempt for the worker, then apply the status.
+                    u.attempts = u.attempts.saturating_add(1);
+                    u.attempt = Some(Attempt { worker: worker.clone(), data: None, expiration: now.plus_secs(lease), end: None });
+                    u.status = Pending;
+                    cur = Pending;
+                }
+            }
+        }
+        match (cur, upd.status) {
+            (Pending, None | Some(Pending)) => {
+                if let Some(a) = &mut u.attempt {
+                    a.expiration = now.plus_secs(lease);
+                    if data.is_some() {
+                        a.data = data;
+                    }
+                }
+                Ok((true, None))
+            }
+            (Pending, Some(Available | Delayed)) => {
+                u.attempt = None;
+                u.status = u.idle_status(now);
+                Ok((true, None))
+            }
+            (Pending, Some(Finished)) => Ok((true, finish(u, data, now, &then))),
+            (Pending, Some(Failed)) => {
+                if let Some(a) = &mut u.attempt {
+                    if data.is_some() {
+                        a.data = data;
+                    }
+                    a.end = Some(now);
+                }
+                u.status = Failed;
+                Ok((true, None))
+            }
+            (Finished, None | Some(Finished) | Some(Failed)) | (Failed, None | Some(Failed)) => Ok((false, None)),
+            (Finished | Failed, Some(Available | Delayed)) => {
+                u.attempt = None;
+                u.status = u.idle_status(now);
+                Ok((true, None))
+            }
+            (Failed, Some(Finished)) => Ok((true, finish(u, None, now, &then))),
+            (Finished, Some(Pending)) => Err(Error::Invalid("update_work_unit cannot change finished unit".into())),
+            (Failed, Some(Pending)) => Err(Error::Invalid("update_work_unit cannot change failed unit".into())),
+            (Available | Delayed, _) => unreachable!("idle units were handled above"),
+        }
+    });
+    r.expect("unit exists")
+}
+
+impl Coordinate for MemoryBackend {
+    async fn list_work_specs(&self, start: &str, limit: usize) -> Result<(Vec<SpecData>, Option<String>)> {
+        let st = self.state.lock();
+        let mut it = st.specs.range::<str, _>((Bound::Included(start), Bound::Unbounded));
+        let specs: Vec<SpecData> = it.by_ref().take(limit).map(|(_, s)| s.data.clone()).collect();
+        let next = it.next().map(|(n, _)| n.clone());
+        Ok((specs, next))
+    }
+
+    async fn set_work_spec(&self, mut data: SpecData) -> Result<()> {
+        let (name, meta) = prepare_spec(&mut data)?;
+        let mut st = self.state.lock();
+        match st.specs.get_mut(&name) {
+            Some(spec) => {
+                spec.data = data;
+                spec.meta = meta;
+            }
+            None => {
+                st.specs.insert(name.clone(), Spec::new(&name, data, meta));
+            }
+        }
+        Ok(())
+    }
+
+    async fn del_work_spec(&self, name: &str) -> Result<()> {
+        let mut st = self.state.lock();
+        let State { specs, workers, .. } = &mut *st;
+        let mut spec = specs.remove(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
+        spec.release_all(workers);
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<usize> {
+        let mut st = self.state.lock();
+        let State { specs, workers, .. } = &mut *st;
+        let n = specs.len();
+        for (_, mut spec) in std::mem::take(specs) {
+            spec.release_all(workers);
+        }
+        Ok(n)
+    }
+
+    async fn get_work_spec(&self, name: &str) -> Result<SpecData> {
+        let st = self.state.lock();
+        st.specs.get(name).map(|s| s.data.clone()).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))
+    }
+
+    async fn get_work_spec_meta(&self, name: &str) -> Result<SpecMeta> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, _) = st.spec(name, now)?;
+        let mut meta = spec.meta.clone();
+        meta.available_count = spec.idx.count(UnitStatus::Available);
+        meta.pending_count = spec.idx.count(UnitStatus::Pending);
+        Ok(meta)
+    }
+
+    async fn control_work_spec(&self, name: &str, control: SpecControl) -> Result<()> {
+        let mut st = self.state.lock();
+        let spec = st.specs.get_mut(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
+        spec.meta.apply(&control);
+        Ok(())
+    }
+
+    async fn add_work_units(&self, name: &str, units: Vec<NewUnit>) -> Result<()> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, workers) = st.spec(name, now)?;
+        for unit in units {
+            spec.upsert(workers, unit, now);
+        }
+        Ok(())
+    }
+
+    async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(Key, Value)>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, _) = st.spec(name, now)?;
+        let pick = |(k, u): (&UKey, &Unit)| (k.to_vec(), decode_blob(u.effective_data()));
+        Ok(match q.keys {
+            Some(mut keys) => {
+                keys.sort();
+                keys.dedup();
+                keys.iter().filter_map(|k| spec.units.get_key_value(k.as_slice())).map(pick).collect()
+            }
+            None => {
+                let lower = match &q.start {
+                    Some(s) => Bound::Excluded(s.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                spec.units
+                    .range::<[u8], _>((lower, Bound::Unbounded))
+                    .filter(|(_, u)| spec.matches(u, &q.states))
+                    .take(q.limit)
+                    .map(pick)
+                    .collect()
+            }
+        })
+    }
+
+    async fn get_work_unit_status(&self, name: &str, keys: Vec<Key>) -> Result<Vec<Option<UnitStatusInfo>>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, _) = st.spec(name, now)?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let u = spec.units.get(k.as_slice())?;
+                let traceback = (u.status == UnitStatus::Failed)
+                    .then(|| match decode_blob(u.effective_data()) {
+                        Value::Map(e) => map_get(&e, "traceback").filter(|v| !v.is_null()).cloned(),
+                        _ => None,
+                    })
+                    .flatten();
+                Some(UnitStatusInfo {
+                    status: u.status,
+                    worker_id: u.attempt.as_ref().map(|a| a.worker.to_string()),
+                    expiration: u.attempt.as_ref().filter(|_| u.status == UnitStatus::Pending).map(|a| a.expiration),
+                    traceback,
+                })
+            })
+            .collect())
+    }
+
+    async fn prioritize_work_units(&self, name: &str, keys: Vec<Key>, change: PriorityChange) -> Result<()> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, workers) = st.spec(name, now)?;
+        for k in keys {
+            spec.change(workers, &k, |u| match change {
+                PriorityChange::Set(p) => u.priority = p,
+                PriorityChange::Adjust(d) => u.priority += d,
+            });
+        }
+        Ok(())
+    }
+
+    async fn count_work_units(&self, name: &str) -> Result<BTreeMap<UnitStatus, u64>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, _) = st.spec(name, now)?;
+        Ok(UnitStatus::ALL.iter().map(|&s| (s, spec.idx.count(s))).filter(|&(_, n)| n > 0).collect())
+    }
+
+    async fn del_work_units(&self, name: &str, q: DelQuery) -> Result<u64> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, workers) = st.spec(name, now)?;
+        let doomed: Vec<UKey> = match &q {
+            DelQuery::All => spec.units.keys().cloned().collect(),
+            DelQuery::Keys(keys, state) => keys
+                .iter()
+                .filter_map(|k| spec.units.get_key_value(k.as_slice()))
+                .filter(|(_, u)| state.is_none_or(|s| u.status == s))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            DelQuery::State(s) => match s {
+                UnitStatus::Available => spec.idx.available.iter().map(|(_, k)| k.clone()).collect(),
+                UnitStatus::Pending => spec.idx.leases.iter().map(|(_, k)| k.clone()).collect(),
+                UnitStatus::Delayed => spec.idx.delayed.iter().map(|(_, k)| k.clone()).collect(),
+                _ => spec.units.iter().filter(|(_, u)| u.status == *s).map(|(k, _)| k.clone()).collect(),
+            },
+        };
+        let mut n = 0;
+        for k in doomed {
+            n += spec.remove_unit(workers, &k) as u64;
+        }
+        Ok(n)
+    }
+
+    async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let State { specs, workers, .. } = &mut *st;
+        let mut removed = 0;
+        for spec in specs.values_mut() {
+            for status in [UnitStatus::Finished, UnitStatus::Failed] {
+                let mut done: Vec<(Time, UKey)> = spec
+                    .units
+                    .iter()
+                    .filter(|(_, u)| u.status == status)
+                    .map(|(k, u)| (u.attempt.as_ref().and_then(|a| a.end).unwrap_or_default(), k.clone()))
+                    .collect();
+                done.sort_unstable_by(|a, b| b.cmp(a));
+                for (i, (end, k)) in done.into_iter().enumerate() {
+                    let too_many = policy.keep.is_some_and(|keep| i as u64 >= keep);
+                    let too_old = policy.older_than.is_some_and(|age| end < now.plus_secs(-age));
+                    if too_many || too_old {
+                        removed += spec.remove_unit(workers, &k) as u64;
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn get_work(&self, worker: &str, opts: GetWork) -> Result<Vec<WorkGrant>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        Ok(self.get_work_locked(&mut st, worker, &opts, now))
+    }
+
+    async fn update_work_unit(&self, name: &str, key: &[u8], upd: UnitUpdate) -> Result<bool> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let (spec, workers) = st.spec(name, now)?;
+        let (changed, chain) = update_locked(spec, workers, key, upd, now)?;
+        if let Some((then, units)) = chain {
+            // A chain to a spec that does not exist is ignored.
+            if let Ok((next, workers)) = st.spec(&then, now) {
+                for unit in units {
+                    next.upsert(workers, unit, now);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn worker_heartbeat(&self, hb: Heartbeat) -> Result<()> {
+        let now = self.clock.now();
+        self.state.lock().workers.heartbeat(hb, now);
+        Ok(())
+    }
+
+    async fn worker_unregister(&self, worker: &str) -> Result<()> {
+        self.state.lock().workers.unregister(worker);
+        Ok(())
+    }
+
+    async fn list_worker_modes(&self) -> Result<BTreeMap<String, String>> {
+        let now = self.clock.now();
+        Ok(self.state.lock().workers.live(now).map(|(n, w)| (n.to_string(), w.mode.clone())).collect())
+    }
+
+    async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
+        Ok(self.state.lock().workers.get(worker).and_then(|w| w.data.clone()))
+    }
+
+    async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {
+        let now = self.clock.now();
+        let mut counts = BTreeMap::new();
+        for (_, w) in self.state.lock().workers.live(now) {
+            *counts.entry(w.mode.clone()).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    async fn worker_stats(&self) -> Result<WorkerStats> {
+        let now = self.clock.now();
+        let st = self.state.lock();
+        let mut stats = WorkerStats::default();
+        for (_, w) in st.workers.live(now) {
+            stats.num_workers += 1;
+            stats.num_children += w.parent.is_some() as u64;
+            stats.num_expirable += w.expiration.is_some() as u64;
+        }
+        Ok(stats)
+    }
+
+    async fn get_child_work_units(&self, worker: &str) -> Result<BTreeMap<String, Vec<ChildUnit>>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        st.refresh_all(now);
+        let mut out = BTreeMap::new();
+        let Some(parent) = st.workers.get(worker) else { return Ok(out) };
+        for child in parent.children.iter() {
+            let mut units = Vec::new();
+            if let Some(c) = st.workers.get(child) {
+                let mut held: Vec<_> = c.pending.iter().collect();
+                held.sort();
+                for (spec_name, key) in held {
+                    let Some(u) = st.specs.get(&**spec_name).and_then(|s| s.units.get(key)) else { continue };
+                    let Some(a) = &u.attempt else { continue };
+                    units.push(ChildUnit {
+                        spec: spec_name.to_string(),
+                        key: key.to_vec(),
+                        data: decode_blob(u.effective_data()),
+                        worker_id: a.worker.to_string(),
+                        expires: a.expiration,
+                    });
+                }
+            }
+            out.insert(child.to_string(), units);
+        }
+        Ok(out)
+    }
+
+    fn now(&self) -> Time {
+        self.clock.now()
+    }
+}
+

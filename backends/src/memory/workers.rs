@@ -1,0 +1,100 @@
+//! Worker records of the memory backend.
+//!
+//! Workers are created by any call that names them. Each keeps the set of
+//! units it holds pending leases on, so `get_child_work_units` answers from
+//! that set instead of scanning every unit.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use cborrpc::Value;
+
+use super::UKey;
+use crate::clock::Time;
+use crate::model::Heartbeat;
+
+#[derive(Debug, Default)]
+pub(super) struct Worker {
+    pub mode: String,
+    /// The last heartbeat's data; `None` before the first heartbeat.
+    pub data: Option<Value>,
+    pub expiration: Option<Time>,
+    pub last_update: Option<Time>,
+    /// True between a heartbeat and `worker_unregister`.
+    pub active: bool,
+    pub parent: Option<Arc<str>>,
+    pub children: BTreeSet<Arc<str>>,
+    /// (spec, key) of the units this worker holds pending.
+    pub pending: HashSet<(Arc<str>, UKey)>,
+}
+
+impl Worker {
+    fn live(&self, now: Time) -> bool {
+        self.active && self.expiration.is_none_or(|e| e > now)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Workers {
+    map: HashMap<Arc<str>, Worker>,
+}
+
+impl Workers {
+    /// The worker's shared name, creating the record if needed.
+    pub fn touch(&mut self, name: &str) -> Arc<str> {
+        if let Some((k, _)) = self.map.get_key_value(name) {
+            return k.clone();
+        }
+        let k: Arc<str> = name.into();
+        self.map.insert(k.clone(), Worker::default());
+        k
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Worker> {
+        self.map.get(name)
+    }
+
+    pub fn hold(&mut self, worker: &Arc<str>, spec: &Arc<str>, key: &UKey) {
+        if let Some(w) = self.map.get_mut(worker) {
+            w.pending.insert((spec.clone(), key.clone()));
+        }
+    }
+
+    pub fn release(&mut self, worker: &Arc<str>, spec: &Arc<str>, key: &UKey) {
+        if let Some(w) = self.map.get_mut(worker) {
+            w.pending.remove(&(spec.clone(), key.clone()));
+        }
+    }
+
+    pub fn heartbeat(&mut self, hb: Heartbeat, now: Time) {
+        let name = self.touch(&hb.worker);
+        let parent = hb.parent.filter(|p| !p.is_empty() && *p != hb.worker).map(|p| self.touch(&p));
+        let w = self.map.get_mut(&name).expect("just touched");
+        w.active = true;
+        w.mode = hb.mode;
+        w.data = Some(hb.data);
+        w.last_update = Some(now);
+        w.expiration = Some(now.plus_secs(hb.expire_secs));
+        let old = std::mem::replace(&mut w.parent, parent.clone());
+        if old != parent {
+            if let Some(old) = old.and_then(|o| self.map.get_mut(&o)) {
+                old.children.remove(&name);
+            }
+            if let Some(new) = parent.and_then(|p| self.map.get_mut(&p)) {
+                new.children.insert(name);
+            }
+        }
+    }
+
+    pub fn unregister(&mut self, name: &str) {
+        let name = self.touch(name);
+        if let Some(w) = self.map.get_mut(&name) {
+            w.active = false;
+        }
+    }
+
+    /// Active, unexpired workers.
+    pub fn live(&self, now: Time) -> impl Iterator<Item = (&Arc<str>, &Worker)> {
+        self.map.iter().filter(move |(_, w)| w.live(now))
+    }
+}

@@ -1,0 +1,600 @@
+//! The data model shared by every backend: what goes into and comes out of
+//! the [`crate::Coordinate`] trait, and the rules that derive a work spec's
+//! metadata from its data and parse work-unit items. Keeping these rules
+//! here means every backend applies them identically.
+
+use cborrpc::value::{as_sequence, normalize_map_keys, string_bytes, type_name, Value};
+
+use crate::clock::Time;
+
+/// A work unit key: arbitrary bytes, sorted bytewise.
+pub type Key = Vec<u8>;
+
+/// A work spec's data: the CBOR map entries as the client sent them
+/// (top-level byte strings turned into text).
+pub type SpecData = Vec<(Value, Value)>;
+
+/// Errors reported by backends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The named work spec does not exist.
+    NoSuchWorkSpec(String),
+    /// The named work unit does not exist.
+    NoSuchWorkUnit(Key),
+    /// A request that cannot be carried out as given (bad spec data, a
+    /// forbidden transition, a malformed unit item...).
+    Invalid(String),
+    /// The storage failed (lost database connection...); nothing was
+    /// changed and the client may retry.
+    Backend(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::NoSuchWorkSpec(name) => write!(f, "No such work spec {name}"),
+            Error::NoSuchWorkUnit(key) => write!(f, "No such work unit {}", quote_key(key)),
+            Error::Invalid(msg) => f.write_str(msg),
+            Error::Backend(msg) => write!(f, "backend error: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Quotes a key the way Go's `%q` does, near enough: printable ASCII as is,
+/// everything else escaped.
+pub fn quote_key(key: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &b in key {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Shorthand for backend results.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Invalid(msg.into()))
+}
+
+/// The status of a work unit, as derived from its active attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnitStatus {
+    /// No active attempt, not delayed: may be handed out.
+    Available,
+    /// An attempt holds an unexpired lease.
+    Pending,
+    /// The active attempt finished.
+    Finished,
+    /// The active attempt failed.
+    Failed,
+    /// No active attempt, but not before some future time.
+    Delayed,
+}
+
+impl UnitStatus {
+    /// All statuses, in wire order.
+    pub const ALL: [UnitStatus; 5] =
+        [UnitStatus::Available, UnitStatus::Pending, UnitStatus::Finished, UnitStatus::Failed, UnitStatus::Delayed];
+
+    /// The code reported by `get_work_unit_status` (delayed reads as 1).
+    pub fn wire(self) -> i64 {
+        match self {
+            UnitStatus::Available | UnitStatus::Delayed => 1,
+            UnitStatus::Pending => 3,
+            UnitStatus::Finished => 4,
+            UnitStatus::Failed => 5,
+        }
+    }
+
+    /// The key used by `count_work_units` (delayed is 0, as in Go).
+    pub fn count_key(self) -> i64 {
+        match self {
+            UnitStatus::Delayed => 0,
+            other => other.wire(),
+        }
+    }
+
+    /// The status named by a wire code in a query (1, 3, 4, 5); 2
+    /// (BLOCKED) and unknown codes are refused.
+    pub fn from_wire(code: i64) -> Result<UnitStatus> {
+        match code {
+            1 => Ok(UnitStatus::Available),
+            3 => Ok(UnitStatus::Pending),
+            4 => Ok(UnitStatus::Finished),
+            5 => Ok(UnitStatus::Failed),
+            _ => invalid("invalid work unit status"),
+        }
+    }
+
+    /// A lower-case name, for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitStatus::Available => "available",
+            UnitStatus::Pending => "pending",
+            UnitStatus::Finished => "finished",
+            UnitStatus::Failed => "failed",
+            UnitStatus::Delayed => "delayed",
+        }
+    }
+}
+
+/// A work spec's metadata: derived from the data by `set_work_spec`,
+/// partly changeable through `control_work_spec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecMeta {
+    /// Spec priority: only specs of the highest priority are scheduled.
+    pub priority: i64,
+    /// Relative share of workers; ≤ 0 makes the spec unschedulable.
+    pub weight: i64,
+    /// Paused specs hand out no work.
+    pub paused: bool,
+    /// Whether synthetic units are generated when the spec runs dry.
+    pub continuous: bool,
+    /// Whether the data declared the spec continuous.
+    pub can_be_continuous: bool,
+    /// Memory the spec's jobs need; stored, not enforced.
+    pub min_memory_gb: f64,
+    /// Minimum seconds between synthetic continuous units.
+    pub interval: f64,
+    /// Earliest time of the next synthetic unit.
+    pub next_continuous: Option<Time>,
+    /// At most this many pending units at once (0 = unlimited).
+    pub max_running: i64,
+    /// At most this many units per `get_work` (0 = unlimited).
+    pub max_getwork: i64,
+    /// Fail a unit on its attempt number `max_retries + 1` (0 = unlimited).
+    pub max_retries: i64,
+    /// The spec finished units' `output` goes to (`""` = none).
+    pub then: String,
+    /// The runtime that may run this spec (`""` = Python workers).
+    pub runtime: String,
+    /// Units available now (filled in by `get_work_spec_meta`).
+    pub available_count: u64,
+    /// Units pending now (filled in by `get_work_spec_meta`).
+    pub pending_count: u64,
+}
+
+fn num_field(data: &SpecData, key: &str) -> Result<Option<f64>> {
+    match spec_get(data, key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Integer(i)) => Ok(Some(i128::from(*i) as f64)),
+        Some(Value::Float(f)) => Ok(Some(*f)),
+        Some(other) => invalid(format!("work spec '{key}' must be a number, not {}", type_name(other))),
+    }
+}
+
+fn int_field(data: &SpecData, key: &str) -> Result<i64> {
+    Ok(num_field(data, key)?.map(|f| f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64).unwrap_or(0))
+}
+
+fn bool_field(data: &SpecData, key: &str) -> Result<bool> {
+    match spec_get(data, key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => invalid(format!("work spec '{key}' must be a bool, not {}", type_name(other))),
+    }
+}
+
+fn str_field(data: &SpecData, key: &str) -> Result<String> {
+    match spec_get(data, key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::Text(s)) => Ok(s.clone()),
+        Some(other) => invalid(format!("work spec '{key}' must be a string, not {}", type_name(other))),
+    }
+}
+
+/// Looks up a top-level key of spec data.
+pub fn spec_get<'a>(data: &'a SpecData, key: &str) -> Option<&'a Value> {
+    data.iter().find(|(k, _)| matches!(k, Value::Text(t) if t == key)).map(|(_, v)| v)
+}
+
+/// Prepares a spec map for storage: map keys become text, top-level byte
+/// values become text (as the Go daemon does), and the name is checked.
+/// Returns the spec's name and derived metadata.
+pub fn prepare_spec(data: &mut SpecData) -> Result<(String, SpecMeta)> {
+    for (k, v) in data.iter_mut() {
+        if let Value::Bytes(b) = k {
+            if let Ok(s) = std::str::from_utf8(b) {
+                *k = Value::Text(s.to_owned());
+            }
+        }
+        if let Value::Bytes(b) = v {
+            if let Ok(s) = std::str::from_utf8(b) {
+                *v = Value::Text(s.to_owned());
+            }
+        }
+        normalize_map_keys(v);
+    }
+    let name = match spec_get(data, "name") {
+        None | Some(Value::Null) => return invalid("No 'name' key in work spec"),
+        Some(Value::Text(s)) if s.is_empty() => return invalid("No 'name' key in work spec"),
+        Some(Value::Text(s)) => s.clone(),
+        Some(Value::Bytes(_)) => return invalid("Work spec 'name' must be valid UTF-8"),
+        Some(_) => return invalid("Work spec 'name' must be a string"),
+    };
+    let meta = SpecMeta::from_data(data)?;
+    Ok((name, meta))
+}
+
+impl SpecMeta {
+    /// Derives metadata from spec data (§3.2 of the protocol notes).
+    pub fn from_data(data: &SpecData) -> Result<SpecMeta> {
+        let nice = int_field(data, "nice")?;
+        let mut weight = int_field(data, "weight")?;
+        if weight <= 0 {
+            weight = 20i64.saturating_sub(nice);
+        }
+        if weight <= 0 {
+            weight = 1;
+        }
+        let continuous = bool_field(data, "continuous")?;
+        // `then_preempts` is accepted but has no effect; check its type.
+        bool_field(data, "then_preempts")?;
+        Ok(SpecMeta {
+            priority: int_field(data, "priority")?,
+            weight,
+            paused: bool_field(data, "disabled")?,
+            continuous,
+            can_be_continuous: continuous,
+            min_memory_gb: num_field(data, "min_gb")?.unwrap_or(0.0),
+            interval: num_field(data, "interval")?.unwrap_or(0.0).max(0.0),
+            next_continuous: None,
+            max_running: int_field(data, "max_running")?,
+            max_getwork: int_field(data, "max_getwork")?,
+            max_retries: int_field(data, "max_retries")?,
+            then: str_field(data, "then")?,
+            runtime: str_field(data, "runtime")?,
+            available_count: 0,
+            pending_count: 0,
+        })
+    }
+
+    /// Applies `control_work_spec` changes.
+    pub fn apply(&mut self, c: &SpecControl) {
+        if let Some(paused) = c.paused {
+            self.paused = paused;
+        }
+        if let Some(continuous) = c.continuous {
+            self.continuous = continuous && self.can_be_continuous;
+        }
+        if let Some(weight) = c.weight {
+            self.weight = weight;
+        }
+        if let Some(interval) = c.interval {
+            self.interval = interval.max(0.0);
+        }
+        if let Some(max_running) = c.max_running {
+            self.max_running = max_running;
+        }
+    }
+}
+
+/// Changes made by `control_work_spec`; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecControl {
+    /// Pause or resume.
+    pub paused: Option<bool>,
+    /// Turn continuous generation on or off (only on if declared).
+    pub continuous: Option<bool>,
+    /// New weight.
+    pub weight: Option<i64>,
+    /// New interval in seconds.
+    pub interval: Option<f64>,
+    /// New running limit (≤ 0 = unlimited).
+    pub max_running: Option<i64>,
+}
+
+/// A work unit to add or replace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUnit {
+    /// Its key.
+    pub key: Key,
+    /// Its data: a map, or null.
+    pub data: Value,
+    /// Its priority (higher runs first).
+    pub priority: f64,
+    /// Seconds before it may run (≤ 0: at once).
+    pub delay: f64,
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(i128::from(*i) as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+impl NewUnit {
+    /// A unit with empty data and default priority.
+    pub fn new(key: impl Into<Key>, data: Value) -> NewUnit {
+        NewUnit { key: key.into(), data, priority: 0.0, delay: 0.0 }
+    }
+
+    /// Parses one item of `add_work_units` or of a chained `output` list:
+    /// a key, `[key, data]`, `[key, data, meta]` or
+    /// `[key, data, meta, priority]` (lists and tuples alike).
+    pub fn from_item(item: &Value) -> Result<NewUnit> {
+        if let Some(key) = string_bytes(item) {
+            return Ok(NewUnit::new(key, Value::Map(vec![])));
+        }
+        let Some(parts) = as_sequence(item) else {
+            return invalid("work unit not a list");
+        };
+        if parts.len() < 2 {
+            return invalid("too few parameters to work unit");
+        }
+        let Some(key) = string_bytes(&parts[0]) else {
+            return invalid(format!("work unit key must be a string, not {}", type_name(&parts[0])));
+        };
+        let mut unit = NewUnit::new(key, Value::Null);
+        unit.data = Self::check_data(&parts[1])?;
+        if let Some(meta) = parts.get(2) {
+            match meta {
+                Value::Null => {}
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        let Some(k) = string_bytes(k) else { continue };
+                        if v.is_null() {
+                            continue;
+                        }
+                        if k.eq_ignore_ascii_case(b"priority") {
+                            unit.priority = number(v).ok_or(Error::Invalid("priority must be a number".into()))?;
+                        } else if k.eq_ignore_ascii_case(b"delay") {
+                            unit.delay = number(v).ok_or(Error::Invalid("delay must be a number".into()))?;
+                        }
+                    }
+                }
+                other => return invalid(format!("work unit metadata must be a map, not {}", type_name(other))),
+            }
+        }
+        if let Some(p) = parts.get(3) {
+            if !p.is_null() {
+                unit.priority = number(p).ok_or(Error::Invalid("priority must be a number".into()))?;
+            }
+        }
+        Ok(unit)
+    }
+
+    /// Checks unit data: a map (keys normalised to text) or null.
+    pub fn check_data(data: &Value) -> Result<Value> {
+        match data {
+            Value::Null => Ok(Value::Null),
+            Value::Map(_) => {
+                let mut d = data.clone();
+                normalize_map_keys(&mut d);
+                Ok(d)
+            }
+            other => invalid(format!("work unit data must be a map, not {}", type_name(other))),
+        }
+    }
+
+    /// The units named by a finished unit's `output` (§3.8): a map of key
+    /// to data (every value a map or null, else nothing), or a list of
+    /// items (unparseable items skipped). Anything else yields nothing.
+    pub fn from_output(output: &Value) -> Vec<NewUnit> {
+        match output {
+            Value::Map(entries) => {
+                let mut units = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let (Some(key), Ok(data)) = (string_bytes(k), Self::check_data(v)) else {
+                        return Vec::new();
+                    };
+                    units.push(NewUnit::new(key, data));
+                }
+                units
+            }
+            other => match as_sequence(other) {
+                Some(items) => items.iter().filter_map(|i| NewUnit::from_item(i).ok()).collect(),
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+/// Which units `get_work_units` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitQuery {
+    /// Exactly these keys (no limit applies); `None` = all.
+    pub keys: Option<Vec<Key>>,
+    /// Only units in these statuses; `None` = any.
+    pub states: Option<Vec<UnitStatus>>,
+    /// Only keys strictly greater than this.
+    pub start: Option<Key>,
+    /// At most this many units.
+    pub limit: usize,
+}
+
+impl Default for UnitQuery {
+    fn default() -> Self {
+        UnitQuery { keys: None, states: None, start: None, limit: 1000 }
+    }
+}
+
+/// What `get_work_unit_status` reports for one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitStatusInfo {
+    /// Its status.
+    pub status: UnitStatus,
+    /// The worker of its active attempt, if any.
+    pub worker_id: Option<String>,
+    /// Lease expiry of a pending unit.
+    pub expiration: Option<Time>,
+    /// The `traceback` of a failed unit's data, if any.
+    pub traceback: Option<Value>,
+}
+
+/// How `prioritize_work_units` changes priorities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PriorityChange {
+    /// Set to this value.
+    Set(f64),
+    /// Add this value.
+    Adjust(f64),
+}
+
+/// Which units `del_work_units` deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DelQuery {
+    /// Every unit of the spec.
+    All,
+    /// These keys, if in `state` (when given).
+    Keys(Vec<Key>, Option<UnitStatus>),
+    /// Every unit in this status.
+    State(UnitStatus),
+}
+
+/// What `archive` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ArchivePolicy {
+    /// Remove finished/failed units that completed more than this many
+    /// seconds ago.
+    pub older_than: Option<f64>,
+    /// Keep at most this many finished and this many failed units per
+    /// spec, the most recently completed ones.
+    pub keep: Option<u64>,
+}
+
+/// Options of `get_work`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GetWork {
+    /// Hand out at most this many units (at least 1).
+    pub max_jobs: usize,
+    /// Only from these specs (empty = any).
+    pub work_spec_names: Vec<String>,
+    /// Lease length in seconds.
+    pub lease_secs: f64,
+    /// Only specs whose runtime is one of these.
+    pub runtimes: Vec<String>,
+}
+
+impl Default for GetWork {
+    fn default() -> Self {
+        GetWork { max_jobs: 1, work_spec_names: Vec::new(), lease_secs: 900.0, runtimes: vec![String::new()] }
+    }
+}
+
+/// One unit handed out by `get_work`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkGrant {
+    /// The spec's name.
+    pub spec: String,
+    /// The unit's key.
+    pub key: Key,
+    /// The attempt's data.
+    pub data: Value,
+}
+
+/// What `update_work_unit` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitUpdate {
+    /// New status: Available (retry), Pending (renew), Finished, Failed.
+    pub status: Option<UnitStatus>,
+    /// New lease length in seconds from now (≤ 0 releases the lease).
+    pub lease_secs: Option<f64>,
+    /// New data.
+    pub data: Option<Value>,
+    /// The worker, used when an attempt must be created.
+    pub worker_id: Option<String>,
+}
+
+/// A worker's heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// Worker id.
+    pub worker: String,
+    /// Mode (`RUN`, `IDLE`, `TERMINATE`).
+    pub mode: String,
+    /// Seconds until the worker counts as gone.
+    pub expire_secs: f64,
+    /// Its environment data.
+    pub data: Value,
+    /// Its parent worker, if any.
+    pub parent: Option<String>,
+}
+
+/// A pending unit of a child worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildUnit {
+    /// Spec name.
+    pub spec: String,
+    /// Unit key.
+    pub key: Key,
+    /// The attempt's data.
+    pub data: Value,
+    /// The worker of the unit's active attempt.
+    pub worker_id: String,
+    /// Lease expiry.
+    pub expires: Time,
+}
+
+/// Worker totals.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WorkerStats {
+    /// Live workers.
+    pub num_workers: u64,
+    /// Live workers with a parent.
+    pub num_children: u64,
+    /// Live workers with an expiry.
+    pub num_expirable: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cborrpc::value::{bytes, int, text, tuple};
+
+    #[test]
+    fn items_parse_in_every_shape() {
+        assert_eq!(NewUnit::from_item(&bytes(&b"k"[..])).unwrap(), NewUnit::new(b"k".to_vec(), Value::Map(vec![])));
+        let u = NewUnit::from_item(&tuple(vec![
+            text("k"),
+            Value::Map(vec![(bytes(&b"a"[..]), int(1))]),
+            Value::Map(vec![(text("Priority"), int(3)), (text("delay"), Value::Float(2.5))]),
+        ]))
+        .unwrap();
+        assert_eq!(u.data, Value::Map(vec![(text("a"), int(1))]));
+        assert_eq!((u.priority, u.delay), (3.0, 2.5));
+        let u = NewUnit::from_item(&Value::Array(vec![text("k"), Value::Null, Value::Null, int(7)])).unwrap();
+        assert_eq!(u.priority, 7.0);
+        assert!(NewUnit::from_item(&int(1)).is_err());
+        assert!(NewUnit::from_item(&Value::Array(vec![text("k")])).is_err());
+        assert!(NewUnit::from_item(&Value::Array(vec![int(1), Value::Null])).is_err());
+    }
+
+    #[test]
+    fn output_map_needs_every_value_a_map() {
+        let ok = Value::Map(vec![(text("a"), Value::Map(vec![])), (text("b"), Value::Null)]);
+        assert_eq!(NewUnit::from_output(&ok).len(), 2);
+        let bad = Value::Map(vec![(text("a"), Value::Map(vec![])), (text("b"), int(1))]);
+        assert!(NewUnit::from_output(&bad).is_empty());
+        let list = Value::Array(vec![text("a"), int(5), Value::Array(vec![text("b"), Value::Map(vec![])])]);
+        assert_eq!(NewUnit::from_output(&list).len(), 2);
+    }
+
+    #[test]
+    fn spec_metadata_defaults_and_weight() {
+        let mut data = vec![(bytes(&b"name"[..]), bytes(&b"s"[..])), (text("nice"), int(5))];
+        let (name, meta) = prepare_spec(&mut data).unwrap();
+        assert_eq!(name, "s");
+        assert_eq!(meta.weight, 15);
+        assert_eq!(data[0], (text("name"), text("s")));
+        let mut data = vec![(text("name"), text("s")), (text("nice"), int(40))];
+        assert_eq!(prepare_spec(&mut data).unwrap().1.weight, 1);
+        let mut data = vec![(text("name"), text("s")), (text("weight"), text("x"))];
+        assert!(prepare_spec(&mut data).is_err());
+        let mut data = vec![(text("name"), text(""))];
+        assert_eq!(prepare_spec(&mut data).unwrap_err(), Error::Invalid("No 'name' key in work spec".into()));
+        let mut data = vec![(text("name"), int(3))];
+        assert!(prepare_spec(&mut data).is_err());
+    }
+}
