@@ -62,10 +62,6 @@ fix('CLIENT', 'coordinate/base_client.py',
     "lambda uuid: uuid.get_bytes(),",
     "lambda uuid: uuid.bytes,",
     why='UUID.get_bytes() is the UUID.bytes attribute in Python 3')
-fix('CLIENT', 'coordinate/base_client.py',
-    "elif isinstance(addr, (str, str, str)):",
-    "elif isinstance(addr, (str, bytes)):",
-    why='basestring/unicode became str, str, str')
 
 # basestring -> str loses bytes: binary work unit keys are bytes.
 fix('CLIENT', 'coordinate/job_client.py',
@@ -142,6 +138,15 @@ for _path, _n in (('yakonfig/configurable.py', 1),
         "import collections\nimport collections.abc\n",
         why='collections ABCs moved to collections.abc')
 
+fix('CLIENT', 'yakonfig/toplevel.py',
+    "file_config = yaml_mod.load(StringIO(yaml))",
+    "file_config = yaml_mod.load(StringIO(yaml), Loader=yaml_mod.Loader)",
+    why='yaml.load needs a Loader (PyYAML 3 defaulted to yaml.Loader)')
+fix('CLIENT', 'yakonfig/toplevel.py',
+    "file_config = yaml_mod.load(f)",
+    "file_config = yaml_mod.load(f, Loader=yaml_mod.Loader)",
+    why='yaml.load needs a Loader (PyYAML 3 defaulted to yaml.Loader)')
+
 # dblogger: the database log handler needs kvlayer (and the query tool
 # streamcorpus); neither is used here.
 fix('CLIENT', 'dblogger/__init__.py',
@@ -169,6 +174,27 @@ fix('PYDAEMON', 'coordinate/server_work_unit.py',
     "assert isinstance(key, str), ",
     "assert isinstance(key, (str, bytes)), ",
     why='basestring: binary work unit keys are bytes')
+
+fix('PYDAEMON', 'coordinate/job_server.py',
+    "            self.scheduler.update()\n"
+    "            return delcount\n",
+    "            self.scheduler.update(self.work_specs)\n"
+    "            return delcount\n",
+    why='upstream bug: clear() swaps in a new spec dict but the scheduler '
+        'keeps the old one, so nothing is scheduled after clear()')
+
+fix('PYDAEMON', 'coordinate/work_spec.py',
+    "collections.Mapping", "collections.abc.Mapping",
+    why='collections ABCs moved to collections.abc')
+fix('PYDAEMON', 'coordinate/work_spec.py',
+    "import collections\n", "import collections\nimport collections.abc\n",
+    why='collections ABCs moved to collections.abc')
+fix('PYDAEMON', 'coordinate/work_spec.py',
+    "            if isinstance(x, str):\n"
+    "                return (x, {}, {'priority': wu.priority})\n",
+    "            if isinstance(x, (str, bytes)):\n"
+    "                return (x, {}, {'priority': wu.priority})\n",
+    why='basestring: output work unit keys may be bytes')
 
 
 def apply(src_dir):

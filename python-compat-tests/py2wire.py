@@ -49,6 +49,29 @@ class Py2Str(str):
 
     __hash__ = str.__hash__
 
+    # Python 2 ordered str (bytes) values bytewise, and ASCII str against
+    # unicode by code point: the same order either way.
+    def _cmp_other(self, other):
+        if isinstance(other, (bytes, bytearray)):
+            return self.encode('ascii'), other
+        return str(self), other
+
+    def __lt__(self, other):
+        a, b = self._cmp_other(other)
+        return a < b
+
+    def __le__(self, other):
+        a, b = self._cmp_other(other)
+        return a <= b
+
+    def __gt__(self, other):
+        a, b = self._cmp_other(other)
+        return a > b
+
+    def __ge__(self, other):
+        a, b = self._cmp_other(other)
+        return a >= b
+
     def decode(self, encoding='utf-8', errors='strict'):
         '''Python 2 ``str.decode``.'''
         return self.encode('ascii').decode(encoding, errors)
