@@ -122,6 +122,11 @@ fix('CLIENT', 'coordinate/workers.py',
     "                msg = os.read(fd, msglen).decode('utf-8', 'replace')\n",
     why='os.read returns bytes')
 
+fix('CLIENT', 'coordinate/workers.py',
+    "return ''.join('{:x}'.format(ord(c)) for c in rbytes)",
+    "return ''.join('{:x}'.format(c) for c in rbytes)",
+    why='iterating bytes yields ints')
+
 fix('CLIENT', 'coordinate/run_multi_worker.py',
     "open(logp, 'a').write(traceback.format_exc(exc))",
     "open(logp, 'a').write(traceback.format_exc())",
