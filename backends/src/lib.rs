@@ -21,6 +21,7 @@ pub mod clock;
 pub mod conformance;
 pub mod locks;
 pub mod memory;
+pub mod postgres;
 pub mod model;
 pub mod scheduler;
 

@@ -548,6 +548,87 @@ pub struct WorkerStats {
     pub num_expirable: u64,
 }
 
+/// What `update_work_unit` does to a unit, decided from its current status
+/// and the requested one (§2.4). Shared by every backend so the state
+/// machine is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdatePlan {
+    /// An idle unit and no status: replace the unit's data if given
+    /// (changed = whether data was given).
+    SetIdleData,
+    /// Extend the lease to now + lease; new data goes to the attempt.
+    Renew,
+    /// Give up the attempt; the unit is available (or delayed) again.
+    Release,
+    /// Finish the attempt with the new data, then chain.
+    Finish,
+    /// Fail the attempt with the new data.
+    Fail,
+    /// Drop a finished or failed attempt so the unit runs again.
+    Retry,
+    /// A failed unit finishes after all (no new data), then chains.
+    LateFinish,
+    /// Nothing changes (changed = false).
+    Nothing,
+}
+
+/// Plans an update: `(force, plan)`, where `force` means an idle unit first
+/// gets a new pending attempt for the updating worker.
+pub fn plan_update(current: UnitStatus, requested: Option<UnitStatus>) -> Result<(bool, UpdatePlan)> {
+    use UnitStatus::*;
+    let (force, current) = match (current, requested) {
+        (Available | Delayed, None | Some(Available) | Some(Delayed)) => return Ok((false, UpdatePlan::SetIdleData)),
+        (Available | Delayed, Some(_)) => (true, Pending),
+        (c, _) => (false, c),
+    };
+    let plan = match (current, requested) {
+        (Pending, None | Some(Pending)) => UpdatePlan::Renew,
+        (Pending, Some(Available | Delayed)) => UpdatePlan::Release,
+        (Pending, Some(Finished)) => UpdatePlan::Finish,
+        (Pending, Some(Failed)) => UpdatePlan::Fail,
+        (Finished, None | Some(Finished) | Some(Failed)) | (Failed, None | Some(Failed)) => UpdatePlan::Nothing,
+        (Finished | Failed, Some(Available | Delayed)) => UpdatePlan::Retry,
+        (Failed, Some(Finished)) => UpdatePlan::LateFinish,
+        (Finished, Some(Pending)) => return invalid("update_work_unit cannot change finished unit"),
+        (Failed, Some(Pending)) => return invalid("update_work_unit cannot change failed unit"),
+        (Available | Delayed, _) => unreachable!("idle units are planned above"),
+    };
+    Ok((force, plan))
+}
+
+/// The units a finished unit's effective data sends to the next spec: the
+/// `output` entry of the data, parsed by [`NewUnit::from_output`].
+pub fn chained_units(effective_data: &Value) -> Vec<NewUnit> {
+    match effective_data {
+        Value::Map(entries) => cborrpc::value::map_get(entries, "output").map(NewUnit::from_output).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The key of a synthetic continuous unit created at `now`:
+/// `"%d.%03d"` of the Unix seconds and milliseconds.
+pub fn continuous_key(now: Time) -> Key {
+    format!("{}.{:03}", now.unix_secs(), now.subsec_millis()).into_bytes()
+}
+
+/// The data of an attempt failed for running out of retries.
+pub fn too_many_retries() -> Value {
+    Value::Map(vec![(Value::Text("traceback".into()), Value::Text("too many retries".into()))])
+}
+
+/// Keeps the last occurrence of each key, in first-seen order: within one
+/// `add_work_units` call later duplicates win, as in go-coordinate.
+pub fn dedup_units(units: Vec<NewUnit>) -> Vec<NewUnit> {
+    let mut last: std::collections::HashMap<Key, usize> = std::collections::HashMap::with_capacity(units.len());
+    for (i, u) in units.iter().enumerate() {
+        last.insert(u.key.clone(), i);
+    }
+    if last.len() == units.len() {
+        return units;
+    }
+    units.into_iter().enumerate().filter(|(i, u)| last.get(&u.key) == Some(i)).map(|(_, u)| u).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
