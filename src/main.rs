@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use backends::memory::MemoryBackend;
-use backends::Coordinate;
+use backends::postgres::PostgresBackend;
+use backends::{Coordinate, SystemClock};
 use clap::Parser;
 use jobserver::JobServer;
 use tracing::{error, info};
@@ -23,9 +24,14 @@ struct Args {
     /// Address to serve CBOR-RPC on.
     #[arg(long, default_value = "127.0.0.1:5932")]
     cborrpc: String,
-    /// Storage backend: `memory`.
+    /// Storage backend: `memory`, or a PostgreSQL address
+    /// (`postgres://user@host/db`, `postgresql://...`, or `postgres:` to
+    /// take everything from the `PG*` environment variables).
     #[arg(long, default_value = "memory")]
     backend: String,
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, default_value_t = 8)]
+    pg_pool_size: usize,
     /// YAML file returned by the `get_config` RPC.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -54,7 +60,8 @@ async fn run<C: Coordinate>(args: &Args, backend: C, config: Option<cborrpc::Val
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.cborrpc))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    info!(%addr, backend = %args.backend, "coordinated listening for CBOR-RPC");
+    let kind = if args.backend == "memory" { "memory" } else { "postgres" };
+    info!(%addr, backend = kind, "coordinated listening for CBOR-RPC");
     let jobs = Arc::new(JobServer::new(backend, config));
     let cfg = server::ServerConfig { max_frame: args.max_frame_bytes, log_requests: args.log_requests };
     server::serve(listener, jobs, cfg, shutdown_signal()).await;
@@ -90,7 +97,13 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.backend.as_str() {
             "memory" => run(&args, MemoryBackend::default(), config).await,
-            other => Err(format!("unknown backend {other:?} (expected `memory`)")),
+            url if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                let backend = PostgresBackend::connect(url, Arc::new(SystemClock), args.pg_pool_size)
+                    .await
+                    .map_err(|e| format!("cannot open the PostgreSQL backend: {e}"))?;
+                run(&args, backend, config).await
+            }
+            other => Err(format!("unknown backend {other:?} (expected `memory` or a postgres:// address)")),
         }
     });
     match result {

@@ -186,10 +186,17 @@ fn spec_row(r: &Row) -> SpecRow {
 /// `PGDATABASE`), then from libpq's defaults.
 pub fn parse_config(url: &str) -> Result<tokio_postgres::Config> {
     let url = url.trim();
-    let mut cfg = if url.is_empty() || url == "postgres:" || url == "postgresql:" {
+    // `postgres://…` and `postgresql://…` are URLs; `postgres:k=v …` (as
+    // go-coordinate accepted) is a libpq key=value string.
+    let spec = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url
+    } else {
+        url.strip_prefix("postgresql:").or_else(|| url.strip_prefix("postgres:")).unwrap_or(url).trim()
+    };
+    let mut cfg = if spec.is_empty() {
         tokio_postgres::Config::new()
     } else {
-        tokio_postgres::Config::from_str(url).map_err(|e| Error::Invalid(format!("bad PostgreSQL address: {e}")))?
+        tokio_postgres::Config::from_str(spec).map_err(|e| Error::Invalid(format!("bad PostgreSQL address: {e}")))?
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if cfg.get_hosts().is_empty() {

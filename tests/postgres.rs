@@ -1,0 +1,197 @@
+//! End-to-end tests of the PostgreSQL backend: several daemons on one
+//! database, durability across `kill -9`, and a database that goes away
+//! and comes back. Each test uses a fresh database on the cluster named by
+//! `COORDINATE_TEST_PG` (started by `./run-tests`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cborrpc::value::as_sequence;
+use cborrpc::Value;
+use common::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+fn cluster_url() -> String {
+    std::env::var("COORDINATE_TEST_PG")
+        .expect("COORDINATE_TEST_PG is not set: run ./run-tests, or start a cluster with scripts/pg-cluster")
+}
+
+/// Creates a fresh database and returns its URL.
+async fn fresh_database() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("e2e_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let url = cluster_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// Units handed out by one `get_work` answer.
+fn grants(answer: &Value) -> Vec<Value> {
+    match &as_sequence(answer).unwrap()[0] {
+        Value::Array(list) => list.clone(),
+        single if as_sequence(single).unwrap()[0].is_null() => Vec::new(),
+        single => vec![single.clone()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
+    const UNITS: usize = 20_000;
+    const WORKERS: usize = 32;
+    let db = fresh_database().await;
+    let daemons = [Daemon::start(&["--backend", &db]), Daemon::start(&["--backend", &db])];
+    let mut c = daemons[0].client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("shared"))])]).await;
+    for chunk in (0..UNITS).collect::<Vec<_>>().chunks(1000) {
+        let items = chunk.iter().map(|n| Value::Array(vec![t(&format!("u{n:05}")), map(&[("n", i(*n as i64))])])).collect();
+        c.ok("add_work_units", vec![t("shared"), Value::Array(items)]).await;
+    }
+    let seen: Arc<Mutex<HashMap<Vec<u8>, usize>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let addr = daemons[w % 2].addr;
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let worker = format!("w{w}");
+            let mut empty = 0;
+            // SKIP LOCKED may answer "nothing" while others hold the last
+            // units; stop after a few empty answers in a row.
+            while empty < 3 {
+                let got = grants(&c.ok("get_work", vec![t(&worker), map(&[("max_jobs", i(10))])]).await);
+                if got.is_empty() {
+                    empty += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                empty = 0;
+                for g in got {
+                    let parts = as_sequence(&g).unwrap();
+                    let Value::Bytes(key) = &parts[1] else { panic!("key not bytes") };
+                    *seen.lock().await.entry(key.clone()).or_default() += 1;
+                    let r = c.ok("update_work_unit", vec![t("shared"), parts[1].clone(), map(&[("status", i(4))])]).await;
+                    assert_eq!(r, ok_pair(Value::Bool(true)));
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seen = seen.lock().await;
+    assert_eq!(seen.len(), UNITS);
+    assert!(seen.values().all(|&n| n == 1), "some unit was handed out twice");
+    let mut c2 = daemons[1].client().await;
+    assert_eq!(c2.ok("count_work_units", vec![t("shared")]).await, ok_pair(Value::Map(vec![(i(4), i(UNITS as i64))])));
+}
+
+#[tokio::test]
+async fn work_survives_kill_9_and_leases_expire_afterwards() {
+    let db = fresh_database().await;
+    let d = Daemon::start(&["--backend", &db]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("durable"))])]).await;
+    let items: Vec<Value> = (0..100).map(|n| Value::Array(vec![t(&format!("k{n:03}")), map(&[("n", i(n))])])).collect();
+    c.ok("add_work_units", vec![t("durable"), Value::Array(items)]).await;
+    // Three units finished, two failed, five pending on a short lease.
+    let got = grants(&c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(10)), ("lease_time", i(2))])]).await);
+    assert_eq!(got.len(), 10);
+    for (n, g) in got.iter().enumerate().take(5) {
+        let key = as_sequence(g).unwrap()[1].clone();
+        let status = if n < 3 { 4 } else { 5 };
+        c.ok("update_work_unit", vec![t("durable"), key, map(&[("status", i(status))])]).await;
+    }
+    let pending_keys: Vec<Value> = got[5..].iter().map(|g| as_sequence(g).unwrap()[1].clone()).collect();
+    let mut d = d;
+    d.signal(libc::SIGKILL);
+    let _ = d.child.wait();
+    drop(d);
+
+    let d = Daemon::start(&["--backend", &db]);
+    let mut c = d.client().await;
+    let expected = Value::Map(vec![(i(1), i(90)), (i(3), i(5)), (i(4), i(3)), (i(5), i(2))]);
+    assert_eq!(c.ok("count_work_units", vec![t("durable")]).await, ok_pair(expected));
+    let status = c.ok("get_work_unit_status", vec![t("durable"), Value::Array(pending_keys.clone())]).await;
+    for s in as_sequence(&as_sequence(&status).unwrap()[0]).unwrap() {
+        let Value::Map(m) = s else { panic!("no status") };
+        assert_eq!(cborrpc::value::map_get(m, "status"), Some(&i(3)));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let expected = Value::Map(vec![(i(1), i(95)), (i(4), i(3)), (i(5), i(2))]);
+    assert_eq!(c.ok("count_work_units", vec![t("durable")]).await, ok_pair(expected));
+    let units = c.ok("get_work_units", vec![t("durable"), map(&[("work_unit_keys", Value::Array(pending_keys))])]).await;
+    assert_eq!(as_sequence(&as_sequence(&units).unwrap()[0]).unwrap().len(), 5);
+}
+
+/// A TCP relay to the database that the test can cut and restore.
+struct Relay {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(addr: Option<SocketAddr>, target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                pipes.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, task }
+    }
+
+    /// Closes every relayed connection and stops listening.
+    fn cut(self) -> SocketAddr {
+        self.task.abort();
+        self.addr
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_gives_errors_then_recovers() {
+    let db = fresh_database().await;
+    let cfg: tokio_postgres::Config = db.parse().unwrap();
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let relay = Relay::start(None, target).await;
+    let via_relay = db.replacen(&format!(":{port}/"), &format!(":{}/", relay.addr.port()), 1);
+    let d = Daemon::start(&["--backend", &via_relay]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
+    c.ok("add_work_units", vec![t("s"), Value::Array(vec![t("a"), t("b")])]).await;
+
+    let addr = relay.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = c.call("count_work_units", vec![t("s")]).await.expect_err("the database is gone");
+    assert!(!err.is_empty());
+    // The connection to the client is still usable, and other calls fail cleanly too.
+    assert!(c.call("add_work_units", vec![t("s"), Value::Array(vec![t("c")])]).await.is_err());
+
+    let _relay = Relay::start(Some(addr), target).await;
+    let mut recovered = None;
+    for _ in 0..100 {
+        if let Ok(v) = c.call("count_work_units", vec![t("s")]).await {
+            recovered = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recovered, Some(ok_pair(Value::Map(vec![(i(1), i(2))]))), "daemon serves again, nothing lost");
+}
