@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use cborrpc::encode::{decode, to_vec};
-use cborrpc::value::{map_get, text};
+use cborrpc::value::map_get;
 use cborrpc::Value;
 
 use crate::clock::{Clock, SystemClock, Time};
@@ -350,7 +350,7 @@ impl MemoryBackend {
             }
             let mut keys: Vec<UKey> = spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
             if keys.is_empty() && spec.can_start_continuous(now) {
-                let key = format!("{}.{:03}", now.unix_secs(), now.subsec_millis()).into_bytes();
+                let key = continuous_key(now);
                 spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
                 match spec.units.get(key.as_slice()).map(|u| u.status) {
                     None => spec.upsert(workers, NewUnit::new(key.clone(), Value::Map(vec![])), now),
@@ -370,10 +370,9 @@ impl MemoryBackend {
                 let grant = spec.change(workers, &k, |u| {
                     u.attempts = u.attempts.saturating_add(1);
                     if max_retries > 0 && u.attempts as i64 > max_retries {
-                        let tb = Value::Map(vec![(text("traceback"), text("too many retries"))]);
                         u.attempt = Some(Attempt {
                             worker: worker_name.clone(),
-                            data: Some(to_vec(&tb).into()),
+                            data: Some(to_vec(&too_many_retries()).into()),
                             expiration: now,
                             end: Some(now),
                         });
@@ -400,93 +399,59 @@ impl MemoryBackend {
 /// The outcome of an update that finished a unit: output for the next spec.
 type Chain = Option<(String, Vec<NewUnit>)>;
 
-fn finish(u: &mut Unit, data: Option<Blob>, now: Time, then: &str) -> Chain {
-    if let Some(a) = &mut u.attempt {
-        if data.is_some() {
-            a.data = data;
-        }
-        a.end = Some(now);
-    }
-    u.status = UnitStatus::Finished;
-    if then.is_empty() {
-        return None;
-    }
-    let Value::Map(entries) = decode_blob(u.effective_data()) else { return None };
-    let output = map_get(&entries, "output")?;
-    Some((then.to_owned(), NewUnit::from_output(output)))
-}
-
 fn update_locked(spec: &mut Spec, workers: &mut Workers, key: &[u8], upd: UnitUpdate, now: Time) -> Result<(bool, Chain)> {
-    if !spec.units.contains_key(key) {
-        return Err(Error::NoSuchWorkUnit(key.to_vec()));
-    }
+    let status = spec.units.get(key).map(|u| u.status).ok_or_else(|| Error::NoSuchWorkUnit(key.to_vec()))?;
+    let (force, plan) = plan_update(status, upd.status)?;
     let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());
-    let lease = upd.lease_secs.unwrap_or(DEFAULT_UPDATE_LEASE);
+    let lease = now.plus_secs(upd.lease_secs.unwrap_or(DEFAULT_UPDATE_LEASE));
     let then = spec.meta.then.clone();
-    let worker_name = upd.worker_id.clone().unwrap_or_default();
-    let worker = workers.touch(&worker_name);
-    let r = spec.change(workers, key, |u| -> Result<(bool, Chain)> {
-        use UnitStatus::*;
-        let mut cur = u.status;
-        if matches!(cur, Available | Delayed) {
-            match upd.status {
-                None | Some(Available) | Some(Delayed) => {
-                    return Ok(match data {
-                        Some(d) => {
-                            u.data = d;
-                            (true, None)
-                        }
-                        None => (false, None),
-                    });
-                }
-                Some(_) => {
-                    // Force an attempt for the worker, then apply the status.
-                    u.attempts = u.attempts.saturating_add(1);
-                    u.attempt = Some(Attempt { worker: worker.clone(), data: None, expiration: now.plus_secs(lease), end: None });
-                    u.status = Pending;
-                    cur = Pending;
-                }
-            }
+    let worker = force.then(|| workers.touch(upd.worker_id.as_deref().unwrap_or_default()));
+    let r = spec.change(workers, key, |u| {
+        if let Some(worker) = worker {
+            u.attempts = u.attempts.saturating_add(1);
+            u.attempt = Some(Attempt { worker, data: None, expiration: lease, end: None });
+            u.status = UnitStatus::Pending;
         }
-        match (cur, upd.status) {
-            (Pending, None | Some(Pending)) => {
+        let mut finished = false;
+        let changed = match plan {
+            UpdatePlan::SetIdleData => match data {
+                Some(d) => {
+                    u.data = d;
+                    true
+                }
+                None => false,
+            },
+            UpdatePlan::Renew => {
                 if let Some(a) = &mut u.attempt {
-                    a.expiration = now.plus_secs(lease);
+                    a.expiration = lease;
                     if data.is_some() {
                         a.data = data;
                     }
                 }
-                Ok((true, None))
+                true
             }
-            (Pending, Some(Available | Delayed)) => {
+            UpdatePlan::Release | UpdatePlan::Retry => {
                 u.attempt = None;
                 u.status = u.idle_status(now);
-                Ok((true, None))
+                true
             }
-            (Pending, Some(Finished)) => Ok((true, finish(u, data, now, &then))),
-            (Pending, Some(Failed)) => {
+            UpdatePlan::Finish | UpdatePlan::LateFinish | UpdatePlan::Fail => {
                 if let Some(a) = &mut u.attempt {
-                    if data.is_some() {
+                    if plan != UpdatePlan::LateFinish && data.is_some() {
                         a.data = data;
                     }
                     a.end = Some(now);
                 }
-                u.status = Failed;
-                Ok((true, None))
+                finished = plan != UpdatePlan::Fail;
+                u.status = if finished { UnitStatus::Finished } else { UnitStatus::Failed };
+                true
             }
-            (Finished, None | Some(Finished) | Some(Failed)) | (Failed, None | Some(Failed)) => Ok((false, None)),
-            (Finished | Failed, Some(Available | Delayed)) => {
-                u.attempt = None;
-                u.status = u.idle_status(now);
-                Ok((true, None))
-            }
-            (Failed, Some(Finished)) => Ok((true, finish(u, None, now, &then))),
-            (Finished, Some(Pending)) => Err(Error::Invalid("update_work_unit cannot change finished unit".into())),
-            (Failed, Some(Pending)) => Err(Error::Invalid("update_work_unit cannot change failed unit".into())),
-            (Available | Delayed, _) => unreachable!("idle units were handled above"),
-        }
+            UpdatePlan::Nothing => false,
+        };
+        let chain = (finished && !then.is_empty()).then(|| (then.clone(), chained_units(&decode_blob(u.effective_data()))));
+        (changed, chain)
     });
-    r.expect("unit exists")
+    Ok(r.expect("unit exists"))
 }
 
 impl Coordinate for MemoryBackend {
