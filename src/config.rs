@@ -43,7 +43,8 @@ mod tests {
 
     #[test]
     fn converts_nested_documents() {
-        let v = parse("coordinate:\n  addresses: ['127.0.0.1:5932']\n  retries: 3\nratio: 0.5\nflag: true\nnone: ~\n").unwrap();
+        let v = parse("coordinate:\n  addresses: ['127.0.0.1:5932']\n  retries: 3\nratio: 0.5\nflag: true\nnone: ~\n")
+            .unwrap();
         let expected = Value::Map(vec![
             (
                 text("coordinate"),

@@ -66,7 +66,12 @@ pub async fn serve<C: Coordinate>(
     }
 }
 
-async fn handle<C: Coordinate>(stream: TcpStream, jobs: Arc<JobServer<C>>, cfg: ServerConfig, mut stop: watch::Receiver<bool>) {
+async fn handle<C: Coordinate>(
+    stream: TcpStream,
+    jobs: Arc<JobServer<C>>,
+    cfg: ServerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut conn = Connection::new(stream, cfg.max_frame);

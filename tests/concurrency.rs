@@ -20,7 +20,10 @@ async fn sixty_four_workers_drain_ten_thousand_units_exactly_once() {
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("drain"))])]).await;
     for chunk in (0..UNITS).collect::<Vec<_>>().chunks(1000) {
-        let items = chunk.iter().map(|n| Value::Array(vec![b(format!("u{n:05}").as_bytes()), map(&[("n", i(*n as i64))])])).collect();
+        let items = chunk
+            .iter()
+            .map(|n| Value::Array(vec![b(format!("u{n:05}").as_bytes()), map(&[("n", i(*n as i64))])]))
+            .collect();
         c.ok("add_work_units", vec![t("drain"), Value::Array(items)]).await;
     }
 
@@ -53,9 +56,8 @@ async fn sixty_four_workers_drain_ten_thousand_units_exactly_once() {
                     let parts = as_sequence(&item).unwrap();
                     let Value::Bytes(key) = &parts[1] else { panic!("key not bytes: {parts:?}") };
                     *seen.lock().await.entry(key.clone()).or_default() += 1;
-                    let done = c
-                        .ok("update_work_unit", vec![t("drain"), parts[1].clone(), map(&[("status", i(4))])])
-                        .await;
+                    let done =
+                        c.ok("update_work_unit", vec![t("drain"), parts[1].clone(), map(&[("status", i(4))])]).await;
                     assert_eq!(done, ok_pair(Value::Bool(true)), "finishing {key:?}");
                 }
             }

@@ -54,7 +54,8 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
     let mut c = daemons[0].client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("shared"))])]).await;
     for chunk in (0..UNITS).collect::<Vec<_>>().chunks(1000) {
-        let items = chunk.iter().map(|n| Value::Array(vec![t(&format!("u{n:05}")), map(&[("n", i(*n as i64))])])).collect();
+        let items =
+            chunk.iter().map(|n| Value::Array(vec![t(&format!("u{n:05}")), map(&[("n", i(*n as i64))])])).collect();
         c.ok("add_work_units", vec![t("shared"), Value::Array(items)]).await;
     }
     let seen: Arc<Mutex<HashMap<Vec<u8>, usize>>> = Arc::default();
@@ -80,7 +81,8 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
                     let parts = as_sequence(&g).unwrap();
                     let Value::Bytes(key) = &parts[1] else { panic!("key not bytes") };
                     *seen.lock().await.entry(key.clone()).or_default() += 1;
-                    let r = c.ok("update_work_unit", vec![t("shared"), parts[1].clone(), map(&[("status", i(4))])]).await;
+                    let r =
+                        c.ok("update_work_unit", vec![t("shared"), parts[1].clone(), map(&[("status", i(4))])]).await;
                     assert_eq!(r, ok_pair(Value::Bool(true)));
                 }
             }
@@ -130,7 +132,8 @@ async fn work_survives_kill_9_and_leases_expire_afterwards() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let expected = Value::Map(vec![(i(1), i(95)), (i(4), i(3)), (i(5), i(2))]);
     assert_eq!(c.ok("count_work_units", vec![t("durable")]).await, ok_pair(expected));
-    let units = c.ok("get_work_units", vec![t("durable"), map(&[("work_unit_keys", Value::Array(pending_keys))])]).await;
+    let units =
+        c.ok("get_work_units", vec![t("durable"), map(&[("work_unit_keys", Value::Array(pending_keys))])]).await;
     assert_eq!(as_sequence(&as_sequence(&units).unwrap()[0]).unwrap().len(), 5);
 }
 

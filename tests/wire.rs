@@ -57,11 +57,9 @@ async fn python2_byte_string_requests_get_exact_replies() {
     assert_eq!(read_n(&mut s, expected.len()).await, expected);
 
     // get_work("worker-1", {max_jobs: 1, lease_time: 900}) with id 7, byte for byte.
-    let req = hex(
-        "D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
+    let req = hex("D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
          46 70 61 72 61 6D 73 82 48 77 6F 72 6B 65 72 2D 31 A2 48 6D 61 78 5F 6A 6F 62 73 01 \
-         4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84",
-    );
+         4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84");
     s.write_all(&req).await.unwrap();
     // {"id": 7, "result": [128([null, null, null]), null]}
     let expected = hex("D8 18 54 A2 62 69 64 07 66 72 65 73 75 6C 74 82 D8 80 83 F6 F6 F6 F6");
@@ -77,17 +75,13 @@ async fn python2_unit_comes_back_as_the_go_daemon_shapes_it() {
     let item = tuple(vec![b(b"unit1"), Value::Map(vec![(b(b"k"), b(b"v"))])]);
     c.ok("add_work_units", vec![b(b"spec"), Value::Array(vec![item])]).await;
     let mut s = TcpStream::connect(d.addr).await.unwrap();
-    let req = hex(
-        "D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
+    let req = hex("D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
          46 70 61 72 61 6D 73 82 48 77 6F 72 6B 65 72 2D 31 A2 48 6D 61 78 5F 6A 6F 62 73 01 \
-         4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84",
-    );
+         4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84");
     s.write_all(&req).await.unwrap();
     // [128(["spec", b"unit1", {"k": b"v"}]), null]: name text, key bytes, data key text.
-    let expected = hex(
-        "D8 18 58 21 A2 62 69 64 07 66 72 65 73 75 6C 74 82 D8 80 83 64 73 70 65 63 \
-         45 75 6E 69 74 31 A1 61 6B 41 76 F6",
-    );
+    let expected = hex("D8 18 58 21 A2 62 69 64 07 66 72 65 73 75 6C 74 82 D8 80 83 64 73 70 65 63 \
+         45 75 6E 69 74 31 A1 61 6B 41 76 F6");
     assert_eq!(read_n(&mut s, expected.len()).await, expected);
 }
 

@@ -21,8 +21,8 @@ pub mod clock;
 pub mod conformance;
 pub mod locks;
 pub mod memory;
-pub mod postgres;
 pub mod model;
+pub mod postgres;
 pub mod scheduler;
 
 use std::collections::BTreeMap;
@@ -40,7 +40,11 @@ pub use model::*;
 pub trait Coordinate: Send + Sync + 'static {
     /// Sorted spec names ≥ `start`, at most `limit` specs, with the name
     /// of the next spec when more remain.
-    fn list_work_specs(&self, start: &str, limit: usize) -> impl Future<Output = Result<(Vec<SpecData>, Option<String>)>> + Send;
+    fn list_work_specs(
+        &self,
+        start: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<SpecData>, Option<String>)>> + Send;
     /// Creates or replaces a spec from its data map; metadata is reset
     /// from the data, existing units are kept.
     fn set_work_spec(&self, data: SpecData) -> impl Future<Output = Result<()>> + Send;
@@ -59,9 +63,18 @@ pub trait Coordinate: Send + Sync + 'static {
     /// Units matching a query, sorted by key: (key, effective data).
     fn get_work_units(&self, spec: &str, query: UnitQuery) -> impl Future<Output = Result<Vec<(Key, Value)>>> + Send;
     /// Status of each named unit, `None` for unknown keys.
-    fn get_work_unit_status(&self, spec: &str, keys: Vec<Key>) -> impl Future<Output = Result<Vec<Option<UnitStatusInfo>>>> + Send;
+    fn get_work_unit_status(
+        &self,
+        spec: &str,
+        keys: Vec<Key>,
+    ) -> impl Future<Output = Result<Vec<Option<UnitStatusInfo>>>> + Send;
     /// Sets or adjusts the priority of the named units.
-    fn prioritize_work_units(&self, spec: &str, keys: Vec<Key>, change: PriorityChange) -> impl Future<Output = Result<()>> + Send;
+    fn prioritize_work_units(
+        &self,
+        spec: &str,
+        keys: Vec<Key>,
+        change: PriorityChange,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Number of units in each status (zero counts omitted).
     fn count_work_units(&self, spec: &str) -> impl Future<Output = Result<BTreeMap<UnitStatus, u64>>> + Send;
     /// Deletes units; returns how many.
@@ -73,7 +86,8 @@ pub trait Coordinate: Send + Sync + 'static {
     fn get_work(&self, worker: &str, options: GetWork) -> impl Future<Output = Result<Vec<WorkGrant>>> + Send;
     /// Renews, finishes, fails or retries a unit; returns whether anything
     /// changed.
-    fn update_work_unit(&self, spec: &str, key: &[u8], update: UnitUpdate) -> impl Future<Output = Result<bool>> + Send;
+    fn update_work_unit(&self, spec: &str, key: &[u8], update: UnitUpdate)
+        -> impl Future<Output = Result<bool>> + Send;
     /// Records a worker's heartbeat.
     fn worker_heartbeat(&self, heartbeat: Heartbeat) -> impl Future<Output = Result<()>> + Send;
     /// Marks a worker inactive.
@@ -87,7 +101,10 @@ pub trait Coordinate: Send + Sync + 'static {
     /// Worker totals.
     fn worker_stats(&self) -> impl Future<Output = Result<WorkerStats>> + Send;
     /// Pending units of each direct child of a worker.
-    fn get_child_work_units(&self, worker: &str) -> impl Future<Output = Result<BTreeMap<String, Vec<ChildUnit>>>> + Send;
+    fn get_child_work_units(
+        &self,
+        worker: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<ChildUnit>>>> + Send;
     /// The backend's current time.
     fn now(&self) -> Time;
 }

@@ -229,11 +229,10 @@ mod tests {
         assert!(t.lock(NOW, "b", 10.0, &[p(&["usr", "bin", "ls"])]).is_err());
         assert!(t.lock(NOW, "a", 10.0, &[p(&["usr", "bin"])]).is_err(), "not re-entrant");
         t.lock(NOW, "b", 10.0, &[p(&["usr", "share"])]).unwrap();
-        assert_eq!(t.readlock(NOW, &[p(&["usr", "bin"]), p(&["usr", "share"]), p(&["usr"])]), vec![
-            Some("a".into()),
-            Some("b".into()),
-            None
-        ]);
+        assert_eq!(
+            t.readlock(NOW, &[p(&["usr", "bin"]), p(&["usr", "share"]), p(&["usr"])]),
+            vec![Some("a".into()), Some("b".into()), None]
+        );
         assert!(t.lock(NOW, "c", 10.0, &[vec![]]).is_err(), "the root covers everything");
     }
 
@@ -268,10 +267,10 @@ mod tests {
         t.lock(NOW, "a", 10.0, &[vec![bytes(&b"ns"[..]), text("k")]]).unwrap();
         t.lock(NOW, "a", 10.0, &[vec![text("ns"), text("k")]]).unwrap();
         t.delete_namespace(NOW, &text("ns"));
-        assert_eq!(t.readlock(NOW, &[vec![text("ns"), text("k")], vec![bytes(&b"ns"[..]), text("k")]]), vec![
-            None,
-            Some("a".into())
-        ]);
+        assert_eq!(
+            t.readlock(NOW, &[vec![text("ns"), text("k")], vec![bytes(&b"ns"[..]), text("k")]]),
+            vec![None, Some("a".into())]
+        );
         assert_eq!(format_path(&[bytes(&b"foo"[..])]), "[[102 111 111]]");
     }
 }

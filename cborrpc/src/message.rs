@@ -83,10 +83,7 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, RequestError> {
             Value::Map(entries) => map_get(&entries, "id").filter(|v| v.is_integer()).cloned(),
             _ => None,
         });
-        return Err(RequestError::new(
-            id,
-            "request must be a CBOR tag 24 item wrapping the encoded request map",
-        ));
+        return Err(RequestError::new(id, "request must be a CBOR tag 24 item wrapping the encoded request map"));
     };
     let value = match decode(inner) {
         Ok(v) => v,
@@ -244,11 +241,9 @@ mod tests {
     #[test]
     fn decodes_python2_get_work() {
         // PROTOCOL.md §1.9: byte-string keys and method.
-        let frame = hex(
-            "D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
+        let frame = hex("D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
              46 70 61 72 61 6D 73 82 48 77 6F 72 6B 65 72 2D 31 A2 48 6D 61 78 5F 6A 6F 62 73 01 \
-             4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84",
-        );
+             4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84");
         let req = decode_request(&frame).unwrap();
         assert_eq!(req.id, int(7));
         assert_eq!(req.method, "get_work");
@@ -271,7 +266,10 @@ mod tests {
         assert_eq!(back.outcome, Ok(result));
 
         out.clear();
-        let result = pair(tuple(vec![text("spec"), bytes(&b"unit1"[..]), Value::Map(vec![(text("k"), bytes(&b"v"[..]))])]), None);
+        let result = pair(
+            tuple(vec![text("spec"), bytes(&b"unit1"[..]), Value::Map(vec![(text("k"), bytes(&b"v"[..]))])]),
+            None,
+        );
         encode_response(&int(7), Ok(&result), &mut scratch, &mut out);
         assert_eq!(decode_response(&out).unwrap().outcome, Ok(result));
     }

@@ -93,10 +93,7 @@ pub fn normalize_map_keys(v: &mut Value) {
 
 /// Looks up a text (or byte-string) key in a CBOR map.
 pub fn map_get<'a>(entries: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
-    entries
-        .iter()
-        .find(|(k, _)| string_bytes(k) == Some(key.as_bytes()))
-        .map(|(_, v)| v)
+    entries.iter().find(|(k, _)| string_bytes(k) == Some(key.as_bytes())).map(|(_, v)| v)
 }
 
 /// A short human description of a value's type, for error messages.
@@ -128,10 +125,8 @@ mod tests {
             Value::Array(vec![Value::Map(vec![(bytes(&b"in"[..]), bytes(&b"v"[..]))])]),
         )]);
         normalize_map_keys(&mut v);
-        let expected = Value::Map(vec![(
-            text("outer"),
-            Value::Array(vec![Value::Map(vec![(text("in"), bytes(&b"v"[..]))])]),
-        )]);
+        let expected =
+            Value::Map(vec![(text("outer"), Value::Array(vec![Value::Map(vec![(text("in"), bytes(&b"v"[..]))])]))]);
         assert_eq!(v, expected);
     }
 

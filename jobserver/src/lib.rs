@@ -345,7 +345,9 @@ impl<C: Coordinate> JobServer<C> {
                 let data = match o.take("data") {
                     None => None,
                     Some(d @ Value::Map(_)) => Some(NewUnit::check_data(&d).map_err(err)?),
-                    Some(other) => return Err(format!("data: expected a map, got {}", cborrpc::value::type_name(&other))),
+                    Some(other) => {
+                        return Err(format!("data: expected a map, got {}", cborrpc::value::type_name(&other)))
+                    }
                 };
                 let update = UnitUpdate {
                     status,
@@ -432,7 +434,8 @@ impl<C: Coordinate> JobServer<C> {
             "lock" | "renew" => {
                 let ps = p(3, 3)?;
                 let owner = string(ps.get(0), "locker_id")?;
-                let timeout = number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
+                let timeout =
+                    number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
                 let paths = key_paths(ps.get(2))?;
                 let now = b.now();
                 let r = if m == "lock" {
@@ -448,7 +451,8 @@ impl<C: Coordinate> JobServer<C> {
             "locksome" => {
                 let ps = p(3, 3)?;
                 let owner = string(ps.get(0), "locker_id")?;
-                let timeout = number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
+                let timeout =
+                    number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
                 let paths = key_paths(ps.get(2))?;
                 let got = self.locks.locksome(b.now(), &owner, timeout, &paths);
                 let got = got.into_iter().map(|p| p.map(Value::Array).unwrap_or(Value::Null)).collect();

@@ -169,7 +169,8 @@ impl Spec {
         let was_pending = (u.status == UnitStatus::Pending).then(|| u.attempt.as_ref().map(|a| a.worker.clone()));
         let r = f(u);
         if let Some(Some(w)) = was_pending {
-            let still = u.status == UnitStatus::Pending && u.attempt.as_ref().is_some_and(|a| Arc::ptr_eq(&a.worker, &w));
+            let still =
+                u.status == UnitStatus::Pending && u.attempt.as_ref().is_some_and(|a| Arc::ptr_eq(&a.worker, &w));
             if !still {
                 workers.release(&w, &self.name, &k);
             }
@@ -224,7 +225,14 @@ impl Spec {
         });
         if changed.is_none() {
             let key: UKey = unit.key.into();
-            let u = Unit { data, priority: unit.priority, not_before, status: UnitStatus::Available, attempt: None, attempts: 0 };
+            let u = Unit {
+                data,
+                priority: unit.priority,
+                not_before,
+                status: UnitStatus::Available,
+                attempt: None,
+                attempts: 0,
+            };
             let u = Unit { status: u.idle_status(now), ..u };
             self.idx.insert(&key, &u);
             self.units.insert(key, u);
@@ -308,10 +316,7 @@ impl MemoryBackend {
     }
 
     fn with_rng(clock: Arc<dyn Clock>, rng: StdRng) -> Self {
-        MemoryBackend {
-            state: Mutex::new(State { specs: BTreeMap::new(), workers: Workers::default(), rng }),
-            clock,
-        }
+        MemoryBackend { state: Mutex::new(State { specs: BTreeMap::new(), workers: Workers::default(), rng }), clock }
     }
 
     fn get_work_locked(&self, st: &mut State, worker: &str, opts: &GetWork, now: Time) -> Vec<WorkGrant> {
@@ -348,7 +353,8 @@ impl MemoryBackend {
             if spec.meta.max_running > 0 {
                 n = n.min(spec.meta.max_running - pending);
             }
-            let mut keys: Vec<UKey> = spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
+            let mut keys: Vec<UKey> =
+                spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
             if keys.is_empty() && spec.can_start_continuous(now) {
                 let key = continuous_key(now);
                 spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
@@ -399,7 +405,13 @@ impl MemoryBackend {
 /// The outcome of an update that finished a unit: output for the next spec.
 type Chain = Option<(String, Vec<NewUnit>)>;
 
-fn update_locked(spec: &mut Spec, workers: &mut Workers, key: &[u8], upd: UnitUpdate, now: Time) -> Result<(bool, Chain)> {
+fn update_locked(
+    spec: &mut Spec,
+    workers: &mut Workers,
+    key: &[u8],
+    upd: UnitUpdate,
+    now: Time,
+) -> Result<(bool, Chain)> {
     let status = spec.units.get(key).map(|u| u.status).ok_or_else(|| Error::NoSuchWorkUnit(key.to_vec()))?;
     let (force, plan) = plan_update(status, upd.status)?;
     let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());
@@ -448,7 +460,8 @@ fn update_locked(spec: &mut Spec, workers: &mut Workers, key: &[u8], upd: UnitUp
             }
             UpdatePlan::Nothing => false,
         };
-        let chain = (finished && !then.is_empty()).then(|| (then.clone(), chained_units(&decode_blob(u.effective_data()))));
+        let chain =
+            (finished && !then.is_empty()).then(|| (then.clone(), chained_units(&decode_blob(u.effective_data()))));
         (changed, chain)
     });
     Ok(r.expect("unit exists"))
@@ -745,4 +758,3 @@ impl Coordinate for MemoryBackend {
         self.clock.now()
     }
 }
-

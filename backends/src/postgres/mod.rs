@@ -37,13 +37,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use deadpool_postgres::Transaction;
 use tokio_postgres::{NoTls, Row};
 
 use cborrpc::encode::{decode, to_vec};
@@ -265,7 +265,8 @@ impl PostgresBackend {
             .build()
             .map_err(|e| Error::Backend(e.to_string()))?;
         {
-            let mut client = pool.get().await.map_err(|e| Error::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+            let mut client =
+                pool.get().await.map_err(|e| Error::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
             schema::migrate(&mut client).await.map_err(|e| E::Pg(e).into_error())?;
             let have: i32 = client
                 .query_one("SELECT max(version) FROM coordinate_migrations", &[])
@@ -329,7 +330,9 @@ async fn refresh(tx: &Transaction<'_>, spec: Option<i64>, now: Time) -> R<()> {
 /// Counts per status of one spec.
 async fn counts(tx: &Transaction<'_>, spec: i64) -> R<BTreeMap<UnitStatus, u64>> {
     let stmt = tx
-        .prepare_cached("SELECT status, sum(n)::bigint FROM unit_count WHERE spec_id = $1 GROUP BY status HAVING sum(n) <> 0")
+        .prepare_cached(
+            "SELECT status, sum(n)::bigint FROM unit_count WHERE spec_id = $1 GROUP BY status HAVING sum(n) <> 0",
+        )
         .await?;
     Ok(tx
         .query(&stmt, &[&spec])
@@ -408,7 +411,8 @@ impl PostgresBackend {
                 s.meta.available_count = avail.max(0) as u64;
                 s.meta.pending_count = pending.max(0) as u64;
                 let m = &s.meta;
-                let continuous_ok = m.continuous && avail <= 0 && pending <= 0 && m.next_continuous.is_none_or(|t| now >= t);
+                let continuous_ok =
+                    m.continuous && avail <= 0 && pending <= 0 && m.next_continuous.is_none_or(|t| now >= t);
                 if (!opts.work_spec_names.is_empty() && !opts.work_spec_names.contains(&s.name))
                     || (!opts.runtimes.is_empty() && !opts.runtimes.contains(&m.runtime))
                     || m.paused
