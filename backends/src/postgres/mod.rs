@@ -297,16 +297,19 @@ async fn spec_by_name(tx: &Transaction<'_>, name: &str) -> R<SpecRow> {
     }
 }
 
+const PROBE: &str = "SELECT EXISTS (SELECT 1 FROM work_unit WHERE status = 1 AND lease_expires < $1 AND ($2::bigint IS NULL OR spec_id = $2)),
+            EXISTS (SELECT 1 FROM work_unit WHERE status = 4 AND not_before <= $1 AND ($2::bigint IS NULL OR spec_id = $2))";
+
 /// Applies due lease expiries and delays (for one spec, or all).
 async fn refresh(tx: &Transaction<'_>, spec: Option<i64>, now: Time) -> R<()> {
-    let probe = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM work_unit WHERE status = 1 AND lease_expires < $1 AND ($2::bigint IS NULL OR spec_id = $2)),
-                    EXISTS (SELECT 1 FROM work_unit WHERE status = 4 AND not_before <= $1 AND ($2::bigint IS NULL OR spec_id = $2))",
-        )
-        .await?;
+    let probe = tx.prepare_cached(PROBE).await?;
     let row = tx.query_one(&probe, &[&now.0, &spec]).await?;
-    if row.get::<_, bool>(0) {
+    apply_due(tx, spec, now, (row.get(0), row.get(1))).await
+}
+
+/// Runs the updates a [`PROBE`] found due: (leases to expire, delays over).
+async fn apply_due(tx: &Transaction<'_>, spec: Option<i64>, now: Time, due: (bool, bool)) -> R<()> {
+    if due.0 {
         let stmt = tx
             .prepare_cached(
                 "UPDATE work_unit SET status = CASE WHEN not_before > $1 THEN 4 ELSE 0 END,
@@ -316,7 +319,7 @@ async fn refresh(tx: &Transaction<'_>, spec: Option<i64>, now: Time) -> R<()> {
             .await?;
         tx.execute(&stmt, &[&now.0, &spec]).await?;
     }
-    if row.get::<_, bool>(1) {
+    if due.1 {
         let stmt = tx
             .prepare_cached(
                 "UPDATE work_unit SET status = 0 WHERE status = 4 AND not_before <= $1 AND ($2::bigint IS NULL OR spec_id = $2)",
@@ -392,8 +395,8 @@ async fn chain(tx: &Transaction<'_>, then: &str, effective: &[u8], now: Time) ->
 
 impl PostgresBackend {
     async fn get_work_tx(&self, tx: &Transaction<'_>, worker: &str, opts: &GetWork, now: Time) -> R<Vec<WorkGrant>> {
-        refresh(tx, None, now).await?;
         let lease = now.plus_secs(opts.lease_secs).0;
+        let probe = tx.prepare_cached(PROBE).await?;
         let list = tx
             .prepare_cached(&format!(
                 "SELECT {SPEC_COLS}, coalesce(c.avail, 0)::bigint, coalesce(c.pending, 0)::bigint
@@ -402,10 +405,20 @@ impl PostgresBackend {
                      FROM unit_count GROUP BY spec_id) c ON c.spec_id = s.id"
             ))
             .await?;
+        let no_spec: Option<i64> = None;
         loop {
+            // The probe for due leases and delays goes out pipelined with the
+            // spec list; only when something is due does it cost more.
+            let probe_args: [&(dyn ToSql + Sync); 2] = [&now.0, &no_spec];
+            let (due, mut listed) = tokio::join!(tx.query_one(&probe, &probe_args), tx.query(&list, &[]));
+            let due = due?;
+            if due.get::<_, bool>(0) || due.get::<_, bool>(1) {
+                apply_due(tx, None, now, (due.get(0), due.get(1))).await?;
+                listed = tx.query(&list, &[]).await;
+            }
             let mut specs = Vec::new();
             let mut cands = Vec::new();
-            for r in tx.query(&list, &[]).await? {
+            for r in listed? {
                 let mut s = spec_row(&r);
                 let (avail, pending): (i64, i64) = (r.get(15), r.get(16));
                 s.meta.available_count = avail.max(0) as u64;
@@ -506,13 +519,32 @@ impl PostgresBackend {
     }
 
     async fn update_tx(&self, tx: &Transaction<'_>, name: &str, key: &[u8], upd: &UnitUpdate, now: Time) -> R<bool> {
-        let spec = spec_by_name(tx, name).await?;
-        refresh(tx, Some(spec.id), now).await?;
-        let lock = tx.prepare_cached("SELECT status FROM work_unit WHERE spec_id = $1 AND key = $2 FOR UPDATE").await?;
-        let Some(row) = tx.query_opt(&lock, &[&spec.id, &key]).await? else {
+        // One round trip finds the spec and locks the unit.
+        let lock = tx
+            .prepare_cached(
+                "SELECT s.id, s.next_spec, u.status, u.lease_expires FROM work_spec s
+                 JOIN work_unit u ON u.spec_id = s.id AND u.key = $2 WHERE s.name = $1 FOR UPDATE OF u",
+            )
+            .await?;
+        let Some(row) = tx.query_opt(&lock, &[&name, &key]).await? else {
+            spec_by_name(tx, name).await?;
             return Err(Error::NoSuchWorkUnit(key.to_vec()).into());
         };
-        let (force, plan) = plan_update(status_of(row.get(0)), upd.status)?;
+        let spec_id: i64 = row.get(0);
+        let then: String = row.get(1);
+        let mut status: i16 = row.get(2);
+        if status == PENDING && row.get::<_, Option<i64>>(3).is_some_and(|t| t < now.0) {
+            // The lease ran out: expire it first, as a refresh would.
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE work_unit SET status = CASE WHEN not_before > $3 THEN 4 ELSE 0 END,
+                            worker = NULL, attempt_data = NULL, lease_expires = NULL
+                     WHERE spec_id = $1 AND key = $2 RETURNING status",
+                )
+                .await?;
+            status = tx.query_one(&stmt, &[&spec_id, &key, &now.0]).await?.get(0);
+        }
+        let (force, plan) = plan_update(status_of(status), upd.status)?;
         let lease = now.plus_secs(upd.lease_secs.unwrap_or(300.0)).0;
         let data = upd.data.as_ref().map(enc);
         if force {
@@ -523,9 +555,9 @@ impl PostgresBackend {
                             ended = NULL, attempts = attempts + 1 WHERE spec_id = $1 AND key = $2",
                 )
                 .await?;
-            tx.execute(&stmt, &[&spec.id, &key, &worker, &lease]).await?;
+            tx.execute(&stmt, &[&spec_id, &key, &worker, &lease]).await?;
         }
-        let args: [&(dyn ToSql + Sync); 5] = [&spec.id, &key, &data, &lease, &now.0];
+        let args: [&(dyn ToSql + Sync); 5] = [&spec_id, &key, &data, &lease, &now.0];
         let sql = match plan {
             UpdatePlan::SetIdleData => {
                 if data.is_none() {
@@ -555,7 +587,7 @@ impl PostgresBackend {
                 let stmt = tx.prepare_cached(sql).await?;
                 let row = tx.query_one(&stmt, &args).await?;
                 let effective: Vec<u8> = row.get(0);
-                chain(tx, &spec.meta.then, &effective, now).await?;
+                chain(tx, &then, &effective, now).await?;
                 return Ok(true);
             }
             UpdatePlan::Fail => {
