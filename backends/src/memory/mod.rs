@@ -45,6 +45,25 @@ use workers::Workers;
 type UKey = Arc<[u8]>;
 type Blob = Box<[u8]>;
 
+/// A unit to add, with its data already encoded: encoding happens before
+/// the lock is taken.
+struct Prepared {
+    key: Key,
+    data: Blob,
+    priority: f64,
+    delay: f64,
+}
+
+impl Prepared {
+    fn new(u: NewUnit) -> Prepared {
+        Prepared { data: to_vec(&u.data).into(), key: u.key, priority: u.priority, delay: u.delay }
+    }
+}
+
+/// Units upserted per hold of the lock by `add_work_units`: large batches
+/// release the lock between chunks so `get_work` callers are not starved.
+const ADD_CHUNK: usize = 128;
+
 /// Default lease of an attempt created by `update_work_unit`.
 const DEFAULT_UPDATE_LEASE: f64 = 300.0;
 
@@ -75,7 +94,7 @@ struct Unit {
     not_before: Option<Time>,
     status: UnitStatus,
     /// The active attempt (pending, finished or failed).
-    attempt: Option<Attempt>,
+    attempt: Option<Box<Attempt>>,
     /// Attempts ever made, for `max_retries`.
     attempts: u32,
 }
@@ -204,35 +223,29 @@ impl Spec {
     }
 
     /// Adds or replaces a unit (§2.2 upsert semantics).
-    fn upsert(&mut self, workers: &mut Workers, unit: NewUnit, now: Time) {
-        let data: Blob = to_vec(&unit.data).into();
-        let not_before = (unit.delay > 0.0).then(|| now.plus_secs(unit.delay));
-        let changed = self.change(workers, &unit.key, |u| {
-            let old = std::mem::replace(&mut u.data, data.clone());
-            u.priority = unit.priority;
-            u.not_before = not_before;
-            match u.status {
-                UnitStatus::Pending => {
-                    if let Some(a) = &mut u.attempt {
-                        a.data.get_or_insert(old);
+    fn upsert(&mut self, workers: &mut Workers, unit: Prepared, now: Time) {
+        let Prepared { key, data, priority, delay } = unit;
+        let not_before = (delay > 0.0).then(|| now.plus_secs(delay));
+        if self.units.contains_key(key.as_slice()) {
+            self.change(workers, &key, move |u| {
+                let old = std::mem::replace(&mut u.data, data);
+                u.priority = priority;
+                u.not_before = not_before;
+                match u.status {
+                    UnitStatus::Pending => {
+                        if let Some(a) = &mut u.attempt {
+                            a.data.get_or_insert(old);
+                        }
+                    }
+                    _ => {
+                        u.attempt = None;
+                        u.status = u.idle_status(now);
                     }
                 }
-                _ => {
-                    u.attempt = None;
-                    u.status = u.idle_status(now);
-                }
-            }
-        });
-        if changed.is_none() {
-            let key: UKey = unit.key.into();
-            let u = Unit {
-                data,
-                priority: unit.priority,
-                not_before,
-                status: UnitStatus::Available,
-                attempt: None,
-                attempts: 0,
-            };
+            });
+        } else {
+            let key: UKey = key.into();
+            let u = Unit { data, priority, not_before, status: UnitStatus::Available, attempt: None, attempts: 0 };
             let u = Unit { status: u.idle_status(now), ..u };
             self.idx.insert(&key, &u);
             self.units.insert(key, u);
@@ -359,7 +372,7 @@ impl MemoryBackend {
                 let key = continuous_key(now);
                 spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
                 match spec.units.get(key.as_slice()).map(|u| u.status) {
-                    None => spec.upsert(workers, NewUnit::new(key.clone(), Value::Map(vec![])), now),
+                    None => spec.upsert(workers, Prepared::new(NewUnit::new(key.clone(), Value::Map(vec![]))), now),
                     Some(UnitStatus::Available) => {}
                     Some(_) => return Vec::new(),
                 }
@@ -376,16 +389,21 @@ impl MemoryBackend {
                 let grant = spec.change(workers, &k, |u| {
                     u.attempts = u.attempts.saturating_add(1);
                     if max_retries > 0 && u.attempts as i64 > max_retries {
-                        u.attempt = Some(Attempt {
+                        u.attempt = Some(Box::new(Attempt {
                             worker: worker_name.clone(),
                             data: Some(to_vec(&too_many_retries()).into()),
                             expiration: now,
                             end: Some(now),
-                        });
+                        }));
                         u.status = UnitStatus::Failed;
                         return None;
                     }
-                    u.attempt = Some(Attempt { worker: worker_name.clone(), data: None, expiration: lease, end: None });
+                    u.attempt = Some(Box::new(Attempt {
+                        worker: worker_name.clone(),
+                        data: None,
+                        expiration: lease,
+                        end: None,
+                    }));
                     u.status = UnitStatus::Pending;
                     Some(decode_blob(&u.data))
                 });
@@ -421,7 +439,7 @@ fn update_locked(
     let r = spec.change(workers, key, |u| {
         if let Some(worker) = worker {
             u.attempts = u.attempts.saturating_add(1);
-            u.attempt = Some(Attempt { worker, data: None, expiration: lease, end: None });
+            u.attempt = Some(Box::new(Attempt { worker, data: None, expiration: lease, end: None }));
             u.status = UnitStatus::Pending;
         }
         let mut finished = false;
@@ -533,12 +551,17 @@ impl Coordinate for MemoryBackend {
 
     async fn add_work_units(&self, name: &str, units: Vec<NewUnit>) -> Result<()> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
-        let (spec, workers) = st.spec(name, now)?;
-        for unit in units {
-            spec.upsert(workers, unit, now);
+        let mut units = units.into_iter().map(Prepared::new).peekable();
+        loop {
+            let mut st = self.state.lock();
+            let (spec, workers) = st.spec(name, now)?;
+            for unit in units.by_ref().take(ADD_CHUNK) {
+                spec.upsert(workers, unit, now);
+            }
+            if units.peek().is_none() {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(Key, Value)>> {
@@ -678,7 +701,7 @@ impl Coordinate for MemoryBackend {
             // A chain to a spec that does not exist is ignored.
             if let Ok((next, workers)) = st.spec(&then, now) {
                 for unit in units {
-                    next.upsert(workers, unit, now);
+                    next.upsert(workers, Prepared::new(unit), now);
                 }
             }
         }
