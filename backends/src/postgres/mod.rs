@@ -461,7 +461,7 @@ impl PostgresBackend {
                          ORDER BY priority DESC, key LIMIT $2 FOR UPDATE SKIP LOCKED)
                      UPDATE work_unit u SET status = 1, worker = $3, attempt_data = NULL, lease_expires = $4,
                             ended = NULL, attempts = u.attempts + 1
-                     FROM picked WHERE u.spec_id = $1 AND u.key = picked.key AND u.status = 0
+                     WHERE u.spec_id = $1 AND u.key = ANY (ARRAY (SELECT key FROM picked))
                      RETURNING u.key, u.data, u.priority, u.attempts",
                 )
                 .await?;
