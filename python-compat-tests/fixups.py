@@ -13,11 +13,19 @@ it never guesses.
 The fixes fall in three groups:
 
 * CLIENT: the client library, CLI and workers, i.e. the code under test
-  against any daemon.  These are Python 2 -> 3 corrections only; none of
-  them changes what the client sends or expects from the daemon.
-* TESTS: the upstream test modules (only Python 3 / pytest API changes).
+  against any daemon.  These are Python 2 -> 3 corrections, plus two
+  things that are ours and say so: the hook into ``py2wire`` (Python 2
+  byte-string semantics for what the daemon returns, see py2wire.py) and
+  an atomic write of the worker's pid file (a test race).
+* TESTS: the upstream test modules (only Python 3 / pytest API changes;
+  no assertion is touched).
 * PYDAEMON: the upstream Python daemon, only used with
-  ``run.sh --python-daemon`` to validate the harness.
+  ``run.sh --python-daemon`` to validate the harness (Python 3 fixes, and
+  one upstream bug in ``clear()``).
+
+Not a text fix: run.sh also copies each sdist's ``*.egg-info`` next to the
+packages, so ``pkg_resources.get_distribution('coordinate')`` (the worker
+reports its version in its heartbeat) works without installing anything.
 '''
 import os
 import sys
@@ -127,6 +135,18 @@ fix('CLIENT', 'coordinate/workers.py',
     "return ''.join('{:x}'.format(c) for c in rbytes)",
     why='iterating bytes yields ints')
 
+# Race, made likely by a loaded machine: upstream's run_worker() (in
+# test_rejester_worker.py) waits for the pid file to exist and then reads
+# it, but the worker creates it empty and writes the pid afterwards, so the
+# test can read '' (ValueError) and then leaks the started worker.  Write
+# the file atomically instead; the worker behaves the same otherwise.
+fix('CLIENT', 'coordinate/run_multi_worker.py',
+    "                with open(args.pidfile, 'w') as f:\n"
+    "                    f.write(str(os.getpid()))\n",
+    "                with open(args.pidfile + '.tmp', 'w') as f:\n"
+    "                    f.write(str(os.getpid()))\n"
+    "                os.rename(args.pidfile + '.tmp', args.pidfile)\n",
+    why='write the worker pid file atomically (test race)')
 fix('CLIENT', 'coordinate/run_multi_worker.py',
     "open(logp, 'a').write(traceback.format_exc(exc))",
     "open(logp, 'a').write(traceback.format_exc())",

@@ -22,11 +22,22 @@ real clients.
 
 Set ``COMPAT_PY2_BYTES=0`` to switch this off and see the raw Python 3
 behaviour.
+
+``COMPAT_PY2_WIRE=1`` (``run.sh --py2-wire``) goes one step further on the
+way out: every ASCII ``str`` is sent as a CBOR byte string, as Python 2
+sent its (non-unicode) ``str`` literals -- the ``id``/``method``/``params``
+envelope, method names, work spec names and data keys.  That is what the
+real Python 2 client puts on the wire (except for ``unicode`` values such
+as JSON-decoded data, which this over-approximates), so it checks the
+daemon's byte/text leniency.  The upstream Python daemon, run under
+Python 3, cannot take it (it would look up methods by bytes names); use it
+against Go-compatible daemons only.
 '''
 import os
 import uuid
 
 ENABLED = os.environ.get('COMPAT_PY2_BYTES', '1') != '0'
+PY2_WIRE = os.environ.get('COMPAT_PY2_WIRE', '0') == '1'
 
 
 class Py2Str(str):
@@ -80,6 +91,22 @@ class Py2Str(str):
         return (Py2Str, (str(self),))
 
 
+def _register_yaml():
+    # PyYAML (as Python 2's did for an ASCII str) writes a Py2Str as a plain
+    # string; without this safe_dump refuses the str subclass.
+    try:
+        import yaml
+        import yaml.representer
+    except ImportError:
+        return
+    for dumper in (yaml.SafeDumper, yaml.Dumper):
+        dumper.add_representer(
+            Py2Str, yaml.representer.SafeRepresenter.represent_str)
+
+
+_register_yaml()
+
+
 def _from_bytes(b):
     try:
         return Py2Str(b.decode('ascii'))
@@ -117,6 +144,11 @@ def to_wire(obj):
 def _to_wire(obj):
     if isinstance(obj, Py2Str):
         return obj.encode('ascii')
+    if PY2_WIRE and isinstance(obj, str):
+        try:
+            return obj.encode('ascii')
+        except UnicodeEncodeError:
+            return obj  # Python 2 unicode
     if isinstance(obj, (str, bytes, int, float, bool, type(None), uuid.UUID)):
         return obj
     if isinstance(obj, list):

@@ -7,13 +7,17 @@
 #       start "$COORDINATED --cborrpc 127.0.0.1:PORT --config FILE
 #       $COORDINATED_ARGS" on a free loopback port and test it
 #   COORDINATE_ADDRESS=host:port python-compat-tests/run.sh
-#       test an already running daemon (its state is cleared!)
+#       test an already running daemon (its state is cleared!), started
+#       with --config python-compat-tests/daemon-config.yaml
 #   python-compat-tests/run.sh --python-daemon
 #       test the upstream Python daemon (converted the same way), for
 #       comparison and to validate this harness
 #
 # Options:
 #   --python-daemon   start the upstream Python daemon instead
+#   --py2-wire        send every ASCII string as a CBOR byte string, as the
+#                     Python 2 client did (COMPAT_PY2_WIRE=1, see py2wire.py);
+#                     for Go-compatible daemons, not --python-daemon
 #   --prepare-only    set up .work/ (venv, sources, conversion) and stop
 #   --suite NAME      run only this suite (repeatable); names: job_client,
 #                     job_flow, task_master, rejester_worker, cli, worker_flow
@@ -25,6 +29,9 @@
 #   PYTEST_EXTRA      extra pytest arguments, e.g. "-x -vv" (never -k)
 #   COMPAT_PY2_BYTES  0 disables the Python 2 byte-string emulation
 #                     (see py2wire.py)
+#   COMPAT_EXPECTED_CONFIG  with COORDINATE_ADDRESS: the YAML file the
+#                     daemon's get_config returns (default daemon-config.yaml;
+#                     empty: any mapping)
 #
 # Everything downloaded or generated lives in python-compat-tests/.work/.
 set -euo pipefail
@@ -38,14 +45,14 @@ LOGS="$WORK/logs"
 # name==version of the upstream sdists, and the package directory in each
 SDISTS=("coordinate==0.1.5" "yakonfig==0.7.7" "dblogger==0.4.14")
 
-# suite name, test file, expected number of tests
+# suite name | test file | expected number of tests (all must run and pass)
 SUITES=(
-  "job_client  $SRC/coordinate/tests/test_job_client.py      14"
-  "job_flow    $SRC/coordinate/tests/test_job_flow.py         5"
-  "task_master $SRC/coordinate/tests/test_task_master.py     32"
-  "rejester_worker $SRC/coordinate/tests/test_rejester_worker.py 8"
-  "cli         $HERE/test_cli.py                             21"
-  "worker_flow $HERE/test_worker_flow.py                      2"
+  "job_client|$SRC/coordinate/tests/test_job_client.py|14"
+  "job_flow|$SRC/coordinate/tests/test_job_flow.py|5"
+  "task_master|$SRC/coordinate/tests/test_task_master.py|32"
+  "rejester_worker|$SRC/coordinate/tests/test_rejester_worker.py|8"
+  "cli|$HERE/test_cli.py|22"
+  "worker_flow|$HERE/test_worker_flow.py|2"
 )
 
 die() { echo "run.sh: ERROR: $*" >&2; exit 1; }
@@ -59,12 +66,19 @@ ONLY_SUITES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-daemon) USE_PYDAEMON=1 ;;
+    --py2-wire) export COMPAT_PY2_WIRE=1 ;;
     --prepare-only) PREPARE_ONLY=1 ;;
     --suite) [ $# -ge 2 ] || die "--suite needs a name"; ONLY_SUITES+=("$2"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   shift
+done
+
+for s in "${ONLY_SUITES[@]}"; do
+  known=0
+  for line in "${SUITES[@]}"; do [ "${line%%|*}" = "$s" ] && known=1; done
+  [ "$known" = 1 ] || die "unknown suite '$s' (known: $(printf '%s ' "${SUITES[@]%%|*}"))"
 done
 
 mkdir -p "$WORK" "$LOGS"
@@ -210,8 +224,12 @@ fi
 DAEMON_PID=""
 DAEMON_DESC=""
 CONFIG_FILE="$HERE/daemon-config.yaml"
-export COMPAT_EXPECTED_CONFIG="${COMPAT_EXPECTED_CONFIG:-}"
-export COMPAT_EXPECTED_CONFIG_EXACT="${COMPAT_EXPECTED_CONFIG_EXACT:-0}"
+# what `coordinate config` must print (test_cli.py::test_config): our file,
+# verbatim; for a daemon given by COORDINATE_ADDRESS, start it with
+# `--config python-compat-tests/daemon-config.yaml`, or set
+# COMPAT_EXPECTED_CONFIG (empty: accept any mapping)
+export COMPAT_EXPECTED_CONFIG="${COMPAT_EXPECTED_CONFIG-$CONFIG_FILE}"
+export COMPAT_EXPECTED_CONFIG_EXACT="${COMPAT_EXPECTED_CONFIG_EXACT:-1}"
 
 stop_daemon() {
   if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -259,6 +277,10 @@ while time.time() < deadline:
 sys.exit('nothing accepts connections on %s after %ss' % (sys.argv[1], sys.argv[2]))
 EOF
 }
+
+if [ "$USE_PYDAEMON" = 1 ] && [ "${COMPAT_PY2_WIRE:-0}" = 1 ]; then
+  die "--py2-wire does not work with --python-daemon (it runs under Python 3 and cannot take byte-string method names)"
+fi
 
 if [ "$USE_PYDAEMON" = 1 ] || [ -n "${COORDINATED:-}" ]; then
   PORT="$(free_port)"
@@ -313,21 +335,25 @@ want_suite() {
   return 1
 }
 
+case " ${PYTEST_EXTRA:-} " in
+  *" -k"*|*" -m"*|*" --deselect"*|*" --lf"*|*" --ff"*|*" --sw"*|*" --stepwise"*)
+    die "PYTEST_EXTRA must not select or deselect tests: ${PYTEST_EXTRA}" ;;
+esac
+
 for line in "${SUITES[@]}"; do
-  # shellcheck disable=SC2086
-  set -- $line
-  name="$1"; file="$2"; expected="$3"
+  IFS='|' read -r name file expected <<<"$line"
   want_suite "$name" || continue
   log "suite $name: $(basename "$file") against $DAEMON_DESC"
   junit="$LOGS/junit-$name.xml"
   rm -f "$junit"
   start=$(date +%s.%N)
-  rc=0
+  set +e
   # shellcheck disable=SC2086
   (cd "$HERE" && "$VENV/bin/python" -m pytest -p no:cacheprovider -o addopts="" \
-      --junitxml="$junit" -rfEsxX ${PYTEST_EXTRA:-} "$file") 2>&1 |
-      tee "$LOGS/pytest-$name.log" || true
+      --junitxml="$junit" -v -rfEsxX ${PYTEST_EXTRA:-} "$file") 2>&1 |
+      tee "$LOGS/pytest-$name.log"
   rc=${PIPESTATUS[0]}
+  set -e
   end=$(date +%s.%N)
   summary="$("$VENV/bin/python" - "$junit" "$expected" "$rc" "$start" "$end" "$name" <<'EOF'
 import sys, xml.etree.ElementTree as ET
