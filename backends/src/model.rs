@@ -3,7 +3,7 @@
 //! metadata from its data and parse work-unit items. Keeping these rules
 //! here means every backend applies them identically.
 
-use cborrpc::value::{as_sequence, normalize_map_keys, string_bytes, type_name, Value};
+use cborrpc::value::{as_sequence, into_sequence, normalize_map_keys, string_bytes, type_name, Value};
 
 use crate::clock::Time;
 
@@ -324,57 +324,62 @@ impl NewUnit {
     /// a key, `[key, data]`, `[key, data, meta]` or
     /// `[key, data, meta, priority]` (lists and tuples alike).
     pub fn from_item(item: &Value) -> Result<NewUnit> {
-        if let Some(key) = string_bytes(item) {
+        Self::from_value(item.clone())
+    }
+
+    /// Like [`NewUnit::from_item`], consuming the item so its data is
+    /// moved, not copied (the `add_work_units` hot path).
+    pub fn from_value(item: Value) -> Result<NewUnit> {
+        if let Some(key) = string_bytes(&item) {
             return Ok(NewUnit::new(key, Value::Map(vec![])));
         }
-        let Some(parts) = as_sequence(item) else {
-            return invalid("work unit not a list");
+        let mut parts = match into_sequence(item) {
+            Ok(parts) => parts.into_iter(),
+            Err(_) => return invalid("work unit not a list"),
         };
         if parts.len() < 2 {
             return invalid("too few parameters to work unit");
         }
-        let Some(key) = string_bytes(&parts[0]) else {
-            return invalid(format!("work unit key must be a string, not {}", type_name(&parts[0])));
+        let key = parts.next().unwrap_or(Value::Null);
+        let Some(key) = string_bytes(&key) else {
+            return invalid(format!("work unit key must be a string, not {}", type_name(&key)));
         };
         let mut unit = NewUnit::new(key, Value::Null);
-        unit.data = Self::check_data(&parts[1])?;
-        if let Some(meta) = parts.get(2) {
-            match meta {
-                Value::Null => {}
-                Value::Map(entries) => {
-                    for (k, v) in entries {
-                        let Some(k) = string_bytes(k) else { continue };
-                        if v.is_null() {
-                            continue;
-                        }
-                        if k.eq_ignore_ascii_case(b"priority") {
-                            unit.priority = number(v).ok_or(Error::Invalid("priority must be a number".into()))?;
-                        } else if k.eq_ignore_ascii_case(b"delay") {
-                            unit.delay = number(v).ok_or(Error::Invalid("delay must be a number".into()))?;
-                        }
+        unit.data = Self::check_data(parts.next().unwrap_or(Value::Null))?;
+        match parts.next() {
+            None | Some(Value::Null) => {}
+            Some(Value::Map(entries)) => {
+                for (k, v) in entries {
+                    let Some(k) = string_bytes(&k) else { continue };
+                    if v.is_null() {
+                        continue;
+                    }
+                    if k.eq_ignore_ascii_case(b"priority") {
+                        unit.priority = number(&v).ok_or(Error::Invalid("priority must be a number".into()))?;
+                    } else if k.eq_ignore_ascii_case(b"delay") {
+                        unit.delay = number(&v).ok_or(Error::Invalid("delay must be a number".into()))?;
                     }
                 }
-                other => return invalid(format!("work unit metadata must be a map, not {}", type_name(other))),
             }
+            Some(other) => return invalid(format!("work unit metadata must be a map, not {}", type_name(&other))),
         }
-        if let Some(p) = parts.get(3) {
+        if let Some(p) = parts.next() {
             if !p.is_null() {
-                unit.priority = number(p).ok_or(Error::Invalid("priority must be a number".into()))?;
+                unit.priority = number(&p).ok_or(Error::Invalid("priority must be a number".into()))?;
             }
         }
         Ok(unit)
     }
 
     /// Checks unit data: a map (keys normalised to text) or null.
-    pub fn check_data(data: &Value) -> Result<Value> {
+    pub fn check_data(mut data: Value) -> Result<Value> {
         match data {
             Value::Null => Ok(Value::Null),
             Value::Map(_) => {
-                let mut d = data.clone();
-                normalize_map_keys(&mut d);
-                Ok(d)
+                normalize_map_keys(&mut data);
+                Ok(data)
             }
-            other => invalid(format!("work unit data must be a map, not {}", type_name(other))),
+            other => invalid(format!("work unit data must be a map, not {}", type_name(&other))),
         }
     }
 
@@ -386,7 +391,7 @@ impl NewUnit {
             Value::Map(entries) => {
                 let mut units = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let (Some(key), Ok(data)) = (string_bytes(k), Self::check_data(v)) else {
+                    let (Some(key), Ok(data)) = (string_bytes(k), Self::check_data(v.clone())) else {
                         return Vec::new();
                     };
                     units.push(NewUnit::new(key, data));

@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 use backends::locks::LockTree;
 use backends::model::*;
 use backends::Coordinate;
-use cborrpc::value::{as_sequence, bytes, int, pair, text, tuple, Value};
+use cborrpc::value::{as_sequence, bytes, int, into_sequence, pair, text, tuple, Value};
 
 use params::{boolean, integer, key, keys, number, string, strings, Options, ParamResult, Params};
 
@@ -216,10 +216,10 @@ impl<C: Coordinate> JobServer<C> {
                 Ok(int(b.now().unix_secs()))
             }
             "add_work_units" => {
-                let ps = p(2, 2)?;
+                let mut ps = p(2, 2)?;
                 let name = string(ps.get(0), "work_spec_name")?;
-                let items = as_sequence(ps.get(1)).ok_or("work_unit_kvps: expected a list of work units")?;
-                let units = items.iter().map(NewUnit::from_item).collect::<Result<Vec<_>>>().map_err(err)?;
+                let items = into_sequence(ps.take(1)).map_err(|_| "work_unit_kvps: expected a list of work units")?;
+                let units = items.into_iter().map(NewUnit::from_value).collect::<Result<Vec<_>>>().map_err(err)?;
                 in_band(b.add_work_units(&name, units).await, Value::Bool(false), |_| Value::Bool(true))
             }
             "get_work_units" => {
@@ -344,7 +344,7 @@ impl<C: Coordinate> JobServer<C> {
                 };
                 let data = match o.take("data") {
                     None => None,
-                    Some(d @ Value::Map(_)) => Some(NewUnit::check_data(&d).map_err(err)?),
+                    Some(d @ Value::Map(_)) => Some(NewUnit::check_data(d).map_err(err)?),
                     Some(other) => {
                         return Err(format!("data: expected a map, got {}", cborrpc::value::type_name(&other)))
                     }
@@ -366,7 +366,7 @@ impl<C: Coordinate> JobServer<C> {
                     v => number(v, "expire_seconds")?,
                 };
                 let data = match ps.take(3) {
-                    d @ (Value::Map(_) | Value::Null) => NewUnit::check_data(&d).map_err(err)?,
+                    d @ (Value::Map(_) | Value::Null) => NewUnit::check_data(d).map_err(err)?,
                     other => return Err(format!("data: expected a map, got {}", cborrpc::value::type_name(&other))),
                 };
                 let parent = Some(string(ps.get(4), "parent")?).filter(|p| !p.is_empty());
