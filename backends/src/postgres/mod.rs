@@ -37,7 +37,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -60,6 +60,8 @@ enum E {
     Pg(tokio_postgres::Error),
     Pool(String),
     C(Error),
+    /// The fast, autocommit path cannot do this call; run it in a transaction.
+    NeedTx,
 }
 
 impl From<tokio_postgres::Error> for E {
@@ -83,6 +85,7 @@ impl E {
         match self {
             E::C(e) => e,
             E::Pool(msg) => Error::Backend(msg),
+            E::NeedTx => Error::Backend("internal: transaction needed".into()),
             E::Pg(e) => Error::Backend(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => e.to_string(),
@@ -308,7 +311,7 @@ async fn refresh(tx: &Transaction<'_>, spec: Option<i64>, now: Time) -> R<()> {
 }
 
 /// Runs the updates a [`PROBE`] found due: (leases to expire, delays over).
-async fn apply_due(tx: &Transaction<'_>, spec: Option<i64>, now: Time, due: (bool, bool)) -> R<()> {
+async fn apply_due<G: GenericClient>(tx: &G, spec: Option<i64>, now: Time, due: (bool, bool)) -> R<()> {
     if due.0 {
         let stmt = tx
             .prepare_cached(
@@ -331,7 +334,7 @@ async fn apply_due(tx: &Transaction<'_>, spec: Option<i64>, now: Time, due: (boo
 }
 
 /// Counts per status of one spec.
-async fn counts(tx: &Transaction<'_>, spec: i64) -> R<BTreeMap<UnitStatus, u64>> {
+async fn counts<G: GenericClient>(tx: &G, spec: i64) -> R<BTreeMap<UnitStatus, u64>> {
     let stmt = tx
         .prepare_cached(
             "SELECT status, sum(n)::bigint FROM unit_count WHERE spec_id = $1 GROUP BY status HAVING sum(n) <> 0",
@@ -394,7 +397,18 @@ async fn chain(tx: &Transaction<'_>, then: &str, effective: &[u8], now: Time) ->
 }
 
 impl PostgresBackend {
-    async fn get_work_tx(&self, tx: &Transaction<'_>, worker: &str, opts: &GetWork, now: Time) -> R<Vec<WorkGrant>> {
+    /// Hands out work. With `in_tx` false the statements autocommit, which
+    /// saves two round trips; if the chosen spec needs several statements
+    /// to be atomic (`max_running`, `max_retries`, a continuous unit) this
+    /// answers [`E::NeedTx`] before changing anything.
+    async fn get_work_in<G: GenericClient>(
+        &self,
+        tx: &G,
+        worker: &str,
+        opts: &GetWork,
+        now: Time,
+        in_tx: bool,
+    ) -> R<Vec<WorkGrant>> {
         let lease = now.plus_secs(opts.lease_secs).0;
         let probe = tx.prepare_cached(PROBE).await?;
         let list = tx
@@ -441,6 +455,9 @@ impl PostgresBackend {
             let Some(i) = scheduler::choose(&cands, &mut *self.rng.lock()) else { return Ok(Vec::new()) };
             let (spec, continuous_ok) = &specs[i];
             let m = &spec.meta;
+            if !in_tx && (m.max_running > 0 || m.max_retries > 0 || *continuous_ok) {
+                return Err(E::NeedTx);
+            }
             let mut n = opts.max_jobs.max(1) as i64;
             if m.max_getwork > 0 {
                 n = n.min(m.max_getwork);
@@ -859,11 +876,43 @@ impl Coordinate for PostgresBackend {
     async fn get_work(&self, worker: &str, opts: GetWork) -> Result<Vec<WorkGrant>> {
         let now = self.clock.now();
         let opts = &opts;
-        in_tx!(self, tx => self.get_work_tx(&tx, worker, opts, now).await)
+        let fast: R<Vec<WorkGrant>> = async {
+            let client = self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))?;
+            self.get_work_in(&client, worker, opts, now, false).await
+        }
+        .await;
+        match fast {
+            Err(E::NeedTx) => in_tx!(self, tx => self.get_work_in(&tx, worker, opts, now, true).await),
+            other => other.map_err(E::into_error),
+        }
     }
 
     async fn update_work_unit(&self, name: &str, key: &[u8], upd: UnitUpdate) -> Result<bool> {
         let now = self.clock.now();
+        if let Some(done @ (UnitStatus::Finished | UnitStatus::Failed)) = upd.status {
+            // The common case, a worker finishing or failing the unit it
+            // holds, with nothing to chain: one autocommitted statement.
+            let data = upd.data.as_ref().map(enc);
+            let fast: R<bool> = async {
+                let client = self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))?;
+                let stmt = client
+                    .prepare_cached(
+                        "UPDATE work_unit u SET status = $3::smallint, attempt_data = coalesce($4, u.attempt_data), ended = $5,
+                                lease_expires = NULL
+                         FROM work_spec s
+                         WHERE s.name = $1 AND u.spec_id = s.id AND u.key = $2 AND u.status = 1
+                           AND u.lease_expires >= $5 AND ($3::smallint = 3 OR s.next_spec = '')",
+                    )
+                    .await?;
+                Ok(client.execute(&stmt, &[&name, &key, &code_of(done), &data, &now.0]).await? == 1)
+            }
+            .await;
+            match fast {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) => return Err(e.into_error()),
+            }
+        }
         let upd = &upd;
         in_tx!(self, tx => self.update_tx(&tx, name, key, upd, now).await)
     }
