@@ -1486,6 +1486,36 @@ pub async fn archive_removes_old_units<C: Coordinate>(c: &C, clock: &MockClock) 
     assert_eq!(status(c, "s", "x").await, UnitStatus::Pending);
 }
 
+/// Records of workers gone for over a day, holding nothing, are dropped;
+/// live workers and workers holding units are kept.
+pub async fn long_gone_workers_are_forgotten<C: Coordinate>(c: &C, clock: &MockClock) {
+    let hb = |w: &str| Heartbeat {
+        worker: w.into(),
+        mode: "RUN".into(),
+        expire_secs: 600.0,
+        data: Value::Map(vec![(text("pid"), int(1))]),
+        parent: None,
+    };
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    add_keys(c, "s", &["a"]).await;
+    c.worker_heartbeat(hb("gone")).await.unwrap();
+    c.worker_unregister("gone").await.unwrap();
+    c.worker_heartbeat(hb("holder")).await.unwrap();
+    assert_eq!(work(c, "holder", 1).await.len(), 1);
+    clock.advance(3600.0);
+    c.worker_unregister("someone").await.unwrap();
+    assert!(c.get_worker_info("gone").await.unwrap().is_some(), "kept within the grace period");
+    clock.advance(WORKER_RECORD_GRACE);
+    c.get_work("holder", GetWork { lease_secs: 1e9, ..GetWork::default() }).await.unwrap();
+    c.update_work_unit("s", b"a", UnitUpdate { lease_secs: Some(1e9), ..UnitUpdate::default() }).await.unwrap();
+    c.worker_heartbeat(hb("live")).await.unwrap();
+    c.worker_unregister("someone-else").await.unwrap();
+    assert_eq!(c.get_worker_info("gone").await.unwrap(), None, "forgotten after the grace period");
+    assert!(c.get_worker_info("live").await.unwrap().is_some());
+    let held = c.get_work_unit_status("s", vec![b"a".to_vec()]).await.unwrap();
+    assert_eq!(held[0].as_ref().and_then(|i| i.worker_id.clone()).as_deref(), Some("holder"));
+}
+
 /// Expands to one `#[tokio::test]` per conformance rule for a backend
 /// factory: an expression callable as `factory(clock: MockClock)` that
 /// returns a future of a fresh backend.
@@ -1573,6 +1603,7 @@ macro_rules! conformance_tests {
             deleted_pending_unit_cannot_be_updated,
             heartbeat_lists_the_worker,
             unregistered_worker_is_not_listed,
+            long_gone_workers_are_forgotten,
             expired_worker_is_not_listed,
             child_work_units_are_listed_under_the_parent,
             child_work_units_drop_expired_leases,

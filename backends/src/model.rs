@@ -542,6 +542,12 @@ pub struct ChildUnit {
     pub expires: Time,
 }
 
+/// How long the record of a worker that is gone (unregistered or expired)
+/// is kept, in seconds, while it holds no pending unit and has no children.
+/// Records are dropped after that so a daemon whose workers restart with
+/// fresh ids for months does not grow without bound.
+pub const WORKER_RECORD_GRACE: f64 = 86_400.0;
+
 /// Worker totals.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WorkerStats {

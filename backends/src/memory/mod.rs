@@ -715,7 +715,8 @@ impl Coordinate for MemoryBackend {
     }
 
     async fn worker_unregister(&self, worker: &str) -> Result<()> {
-        self.state.lock().workers.unregister(worker);
+        let now = self.clock.now();
+        self.state.lock().workers.unregister(worker, now);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use cborrpc::Value;
 
 use super::UKey;
 use crate::clock::Time;
-use crate::model::Heartbeat;
+use crate::model::{Heartbeat, WORKER_RECORD_GRACE};
 
 #[derive(Debug, Default)]
 pub(super) struct Worker {
@@ -86,10 +86,37 @@ impl Workers {
         }
     }
 
-    pub fn unregister(&mut self, name: &str) {
+    pub fn unregister(&mut self, name: &str, now: Time) {
         let name = self.touch(name);
         if let Some(w) = self.map.get_mut(&name) {
             w.active = false;
+            w.last_update = Some(now);
+        }
+        self.prune(now);
+    }
+
+    /// Drops the records of workers gone for longer than
+    /// [`WORKER_RECORD_GRACE`] that hold nothing and have no children.
+    fn prune(&mut self, now: Time) {
+        let cutoff = now.plus_secs(-WORKER_RECORD_GRACE);
+        let doomed: Vec<Arc<str>> = self
+            .map
+            .iter()
+            .filter(|(_, w)| {
+                !w.live(now)
+                    && w.pending.is_empty()
+                    && w.children.is_empty()
+                    && w.last_update.is_none_or(|t| t < cutoff)
+                    && w.expiration.is_none_or(|e| e < cutoff || !w.active)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in doomed {
+            if let Some(parent) = self.map.remove(&name).and_then(|w| w.parent) {
+                if let Some(p) = self.map.get_mut(&parent) {
+                    p.children.remove(&name);
+                }
+            }
         }
     }
 

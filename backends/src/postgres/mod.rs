@@ -938,11 +938,26 @@ impl Coordinate for PostgresBackend {
     }
 
     async fn worker_unregister(&self, worker: &str) -> Result<()> {
+        let now = self.clock.now();
+        let cutoff = now.plus_secs(-WORKER_RECORD_GRACE).0;
         in_tx!(self, tx => {
             let stmt = tx
-                .prepare_cached("INSERT INTO worker (name, active) VALUES ($1, FALSE) ON CONFLICT (name) DO UPDATE SET active = FALSE")
+                .prepare_cached(
+                    "INSERT INTO worker (name, active, last_update) VALUES ($1, FALSE, $2)
+                     ON CONFLICT (name) DO UPDATE SET active = FALSE, last_update = $2",
+                )
                 .await?;
-            tx.execute(&stmt, &[&worker]).await?;
+            tx.execute(&stmt, &[&worker, &now.0]).await?;
+            // Drop the records of workers long gone that hold nothing.
+            let prune = tx
+                .prepare_cached(
+                    "DELETE FROM worker w
+                     WHERE (NOT w.active OR w.expiration < $1) AND coalesce(w.last_update, 0) < $1
+                       AND NOT EXISTS (SELECT 1 FROM work_unit u WHERE u.status = 1 AND u.worker = w.name)
+                       AND NOT EXISTS (SELECT 1 FROM worker c WHERE c.parent = w.name)",
+                )
+                .await?;
+            tx.execute(&prune, &[&cutoff]).await?;
             Ok(())
         })
     }
