@@ -31,6 +31,11 @@
 //! * `update_work_unit` checks the status code before touching anything.
 //! * `list_worker_modes` and `mode_counts` answer `[map, null]` and count
 //!   only live workers (active and not expired); so does `worker_stats`.
+//! * Worker records are kept while a worker is live, holds a unit or has
+//!   children, and for a day after it unregisters or expires; then they are
+//!   dropped (Go kept every worker forever, Python dropped them at once).
+//! * Responses use text keys `id`, `result`, `error` (Go used byte strings;
+//!   Python 2 clients accept both, Python 3 clients need text).
 //! * `get_work_spec` of a missing spec answers `null`, as the client
 //!   documents.
 //! * `get_work` honours `lease_time`: absent or below 1 s means go-coordinate's
