@@ -20,6 +20,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+/// Requests at least this large run under `block_in_place`.
+const HEAVY_REQUEST: usize = 32 * 1024;
+
 /// Settings of the listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
@@ -99,7 +102,16 @@ async fn handle<C: Coordinate>(
             },
             Ok(Some(Ok(req))) => {
                 let started = cfg.log_requests.then(Instant::now);
-                let outcome = jobs.call(&req.method, req.params).await;
+                let outcome = if conn.last_frame_len() >= HEAVY_REQUEST {
+                    // A big request (say, 1,000 units to add) takes
+                    // milliseconds of CPU; run it off the async workers so
+                    // small requests on other connections keep flowing.
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(jobs.call(&req.method, req.params))
+                    })
+                } else {
+                    jobs.call(&req.method, req.params).await
+                };
                 if let Some(t) = started {
                     info!(method = %req.method, id = ?req.id, ok = outcome.is_ok(), micros = t.elapsed().as_micros() as u64, "request");
                 }

@@ -289,3 +289,20 @@ async fn get_config_returns_the_yaml_file() {
     let mut c2 = d2.client().await;
     assert_eq!(c2.call("get_config", vec![]).await, Err("no config to get".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_run_while_small_ones_keep_flowing() {
+    let d = Daemon::start(&[]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("big"))])]).await;
+    // About 200 KB: served off the async workers (HEAVY_REQUEST).
+    let items: Vec<Value> = (0..3000)
+        .map(|n| Value::Array(vec![t(&format!("unit-{n:05}")), map(&[("payload", t(&"x".repeat(50)))])]))
+        .collect();
+    let mut other = d.client().await;
+    let (added, now) =
+        tokio::join!(c.ok("add_work_units", vec![t("big"), Value::Array(items)]), other.ok("now", vec![]));
+    assert_eq!(added, ok_pair(Value::Bool(true)));
+    assert!(now.is_integer());
+    assert_eq!(c.ok("count_work_units", vec![t("big")]).await, ok_pair(Value::Map(vec![(i(1), i(3000))])));
+}

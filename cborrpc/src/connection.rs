@@ -49,6 +49,7 @@ pub struct Connection<S> {
     wbuf: Vec<u8>,
     scratch: Vec<u8>,
     max_frame: usize,
+    last_frame: usize,
 }
 
 impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -61,6 +62,7 @@ impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(1024),
             max_frame,
+            last_frame: 0,
         }
     }
 
@@ -99,6 +101,7 @@ impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let Some(n) = self.next_frame().await? else { return Ok(None) };
         let req = decode_request(&self.rbuf[self.start..self.start + n]);
         self.consume(n);
+        self.last_frame = n;
         Ok(Some(req))
     }
 
@@ -108,6 +111,11 @@ impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let resp = decode_response(&self.rbuf[self.start..self.start + n]);
         self.consume(n);
         Ok(Some(resp))
+    }
+
+    /// Size in bytes of the last request read.
+    pub fn last_frame_len(&self) -> usize {
+        self.last_frame
     }
 
     /// True if another complete frame is already buffered.
