@@ -574,47 +574,46 @@ impl PostgresBackend {
                 .await?;
             tx.execute(&stmt, &[&spec_id, &key, &worker, &lease]).await?;
         }
-        let args: [&(dyn ToSql + Sync); 5] = [&spec_id, &key, &data, &lease, &now.0];
-        let sql = match plan {
-            UpdatePlan::SetIdleData => {
-                if data.is_none() {
-                    return Ok(false);
-                }
-                "UPDATE work_unit SET data = $3 WHERE spec_id = $1 AND key = $2 AND $4::bigint IS NOT NULL AND $5::bigint IS NOT NULL"
-            }
-            UpdatePlan::Renew => {
-                "UPDATE work_unit SET lease_expires = $4, attempt_data = coalesce($3, attempt_data)
-                 WHERE spec_id = $1 AND key = $2 AND $5::bigint IS NOT NULL"
-            }
-            UpdatePlan::Release | UpdatePlan::Retry => {
-                "UPDATE work_unit SET status = CASE WHEN not_before > $5 THEN 4 ELSE 0 END, worker = NULL,
-                        attempt_data = NULL, lease_expires = NULL, ended = NULL
-                 WHERE spec_id = $1 AND key = $2 AND ($3::bytea IS NULL OR TRUE) AND $4::bigint IS NOT NULL"
-            }
-            UpdatePlan::Finish | UpdatePlan::LateFinish => {
-                let sql = if plan == UpdatePlan::Finish {
-                    "UPDATE work_unit SET status = 2, attempt_data = coalesce($3, attempt_data), ended = $5, lease_expires = NULL
-                     WHERE spec_id = $1 AND key = $2 AND $4::bigint IS NOT NULL
-                     RETURNING coalesce(attempt_data, data)"
-                } else {
-                    "UPDATE work_unit SET status = 2, ended = $5, lease_expires = NULL
-                     WHERE spec_id = $1 AND key = $2 AND ($3::bytea IS NULL OR TRUE) AND $4::bigint IS NOT NULL
-                     RETURNING coalesce(attempt_data, data)"
-                };
-                let stmt = tx.prepare_cached(sql).await?;
-                let row = tx.query_one(&stmt, &args).await?;
-                let effective: Vec<u8> = row.get(0);
-                chain(tx, &then, &effective, now).await?;
-                return Ok(true);
-            }
-            UpdatePlan::Fail => {
-                "UPDATE work_unit SET status = 3, attempt_data = coalesce($3, attempt_data), ended = $5, lease_expires = NULL
-                 WHERE spec_id = $1 AND key = $2 AND $4::bigint IS NOT NULL"
-            }
+        let (sql, args): (&str, Vec<&(dyn ToSql + Sync)>) = match plan {
             UpdatePlan::Nothing => return Ok(false),
+            UpdatePlan::SetIdleData if data.is_none() => return Ok(false),
+            UpdatePlan::SetIdleData => {
+                ("UPDATE work_unit SET data = $3 WHERE spec_id = $1 AND key = $2", vec![&spec_id, &key, &data])
+            }
+            UpdatePlan::Renew => (
+                "UPDATE work_unit SET lease_expires = $4, attempt_data = coalesce($3, attempt_data)
+                 WHERE spec_id = $1 AND key = $2",
+                vec![&spec_id, &key, &data, &lease],
+            ),
+            UpdatePlan::Release | UpdatePlan::Retry => (
+                "UPDATE work_unit SET status = CASE WHEN not_before > $3 THEN 4 ELSE 0 END, worker = NULL,
+                        attempt_data = NULL, lease_expires = NULL, ended = NULL
+                 WHERE spec_id = $1 AND key = $2",
+                vec![&spec_id, &key, &now.0],
+            ),
+            UpdatePlan::Fail => (
+                "UPDATE work_unit SET status = 3, attempt_data = coalesce($3, attempt_data), ended = $4, lease_expires = NULL
+                 WHERE spec_id = $1 AND key = $2",
+                vec![&spec_id, &key, &data, &now.0],
+            ),
+            UpdatePlan::Finish => (
+                "UPDATE work_unit SET status = 2, attempt_data = coalesce($3, attempt_data), ended = $4, lease_expires = NULL
+                 WHERE spec_id = $1 AND key = $2 RETURNING coalesce(attempt_data, data)",
+                vec![&spec_id, &key, &data, &now.0],
+            ),
+            UpdatePlan::LateFinish => (
+                "UPDATE work_unit SET status = 2, ended = $3, lease_expires = NULL
+                 WHERE spec_id = $1 AND key = $2 RETURNING coalesce(attempt_data, data)",
+                vec![&spec_id, &key, &now.0],
+            ),
         };
         let stmt = tx.prepare_cached(sql).await?;
-        tx.execute(&stmt, &args).await?;
+        let rows = tx.query(&stmt, &args).await?;
+        if matches!(plan, UpdatePlan::Finish | UpdatePlan::LateFinish) {
+            if let Some(row) = rows.first() {
+                chain(tx, &then, row.get(0), now).await?;
+            }
+        }
         Ok(true)
     }
 }
