@@ -64,6 +64,10 @@ impl Prepared {
 /// release the lock between chunks so `get_work` callers are not starved.
 const ADD_CHUNK: usize = 128;
 
+/// The `not_before` of a unit that is not delayed (kept as a plain time
+/// rather than an `Option` to keep units small).
+const NO_DELAY: Time = Time(i64::MIN);
+
 /// Default lease of an attempt created by `update_work_unit`.
 const DEFAULT_UPDATE_LEASE: f64 = 300.0;
 
@@ -91,7 +95,8 @@ struct Attempt {
 struct Unit {
     data: Blob,
     priority: f64,
-    not_before: Option<Time>,
+    /// Not handed out before this time; [`NO_DELAY`] when not delayed.
+    not_before: Time,
     status: UnitStatus,
     /// The active attempt (pending, finished or failed).
     attempt: Option<Box<Attempt>>,
@@ -105,9 +110,10 @@ impl Unit {
     }
 
     fn idle_status(&self, now: Time) -> UnitStatus {
-        match self.not_before {
-            Some(t) if t > now => UnitStatus::Delayed,
-            _ => UnitStatus::Available,
+        if self.not_before > now {
+            UnitStatus::Delayed
+        } else {
+            UnitStatus::Available
         }
     }
 }
@@ -132,7 +138,7 @@ impl Index {
                 self.available.insert((Prio::of(u.priority), key.clone()));
             }
             UnitStatus::Delayed => {
-                self.delayed.insert((u.not_before.unwrap_or_default(), key.clone()));
+                self.delayed.insert((u.not_before, key.clone()));
             }
             UnitStatus::Pending => {
                 let exp = u.attempt.as_ref().map(|a| a.expiration).unwrap_or_default();
@@ -149,7 +155,7 @@ impl Index {
                 self.available.remove(&(Prio::of(u.priority), key.clone()));
             }
             UnitStatus::Delayed => {
-                self.delayed.remove(&(u.not_before.unwrap_or_default(), key.clone()));
+                self.delayed.remove(&(u.not_before, key.clone()));
             }
             UnitStatus::Pending => {
                 let exp = u.attempt.as_ref().map(|a| a.expiration).unwrap_or_default();
@@ -225,7 +231,7 @@ impl Spec {
     /// Adds or replaces a unit (§2.2 upsert semantics).
     fn upsert(&mut self, workers: &mut Workers, unit: Prepared, now: Time) {
         let Prepared { key, data, priority, delay } = unit;
-        let not_before = (delay > 0.0).then(|| now.plus_secs(delay));
+        let not_before = if delay > 0.0 { now.plus_secs(delay) } else { NO_DELAY };
         if self.units.contains_key(key.as_slice()) {
             self.change(workers, &key, move |u| {
                 let old = std::mem::replace(&mut u.data, data);
