@@ -55,6 +55,19 @@ impl Node {
         });
     }
 
+    /// Checks that `owner` holds every path; otherwise names the first that
+    /// it does not (`unheld` is the message for a path nobody holds).
+    fn check_held(&self, owner: &str, paths: &[Vec<Value>], unheld: &str) -> Result<(), String> {
+        for p in paths {
+            match self.find(p) {
+                Some(n) if n.locked() && n.owner == owner => {}
+                Some(n) if n.locked() => return Err(format!("{} is held by {}", format_path(p), n.owner)),
+                _ => return Err(format!("{} {unheld}", format_path(p))),
+            }
+        }
+        Ok(())
+    }
+
     fn lockable(&self, path: &[Value]) -> bool {
         let mut node = self;
         for label in path {
@@ -159,13 +172,7 @@ impl LockTree {
     pub fn renew(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
         let mut root = self.root.lock();
         root.expire(now);
-        for p in paths {
-            match root.find(p) {
-                Some(n) if n.locked() && n.owner == owner => {}
-                Some(n) if n.locked() => return Err(format!("{} is held by {}", format_path(p), n.owner)),
-                _ => return Err(format!("{} is held by None", format_path(p))),
-            }
-        }
+        root.check_held(owner, paths, "is held by None")?;
         let d = deadline(now, timeout);
         for p in paths {
             if let Some(n) = root.find_mut(p) {
@@ -186,13 +193,7 @@ impl LockTree {
     pub fn unlock(&self, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
         let mut root = self.root.lock();
         root.expire(now);
-        for p in paths {
-            match root.find(p) {
-                Some(n) if n.locked() && n.owner == owner => {}
-                Some(n) if n.locked() => return Err(format!("{} is held by {}", format_path(p), n.owner)),
-                _ => return Err(format!("{} is not held", format_path(p))),
-            }
-        }
+        root.check_held(owner, paths, "is not held")?;
         for p in paths {
             if let Some(n) = root.find_mut(p) {
                 n.deadline = None;
