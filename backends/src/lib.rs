@@ -14,6 +14,8 @@
 //!   worker expiry are tested without sleeping.
 //! * [`locks`] — the daemon-wide hierarchical lock tree of the `lock` RPCs.
 //! * [`memory`] — the in-memory backend.
+//! * [`postgres`] — the PostgreSQL backend: durable, shared by any number
+//!   of daemons.
 //! * [`conformance`] — the behaviour every backend must show, as a macro
 //!   that expands to one `#[test]` per rule for a given backend factory.
 
