@@ -340,9 +340,10 @@ impl NewUnit {
         if parts.len() < 2 {
             return invalid("too few parameters to work unit");
         }
-        let key = parts.next().unwrap_or(Value::Null);
-        let Some(key) = string_bytes(&key) else {
-            return invalid(format!("work unit key must be a string, not {}", type_name(&key)));
+        let key = match parts.next().unwrap_or(Value::Null) {
+            Value::Bytes(b) => b,
+            Value::Text(t) => t.into_bytes(),
+            other => return invalid(format!("work unit key must be a string, not {}", type_name(&other))),
         };
         let mut unit = NewUnit::new(key, Value::Null);
         unit.data = Self::check_data(parts.next().unwrap_or(Value::Null))?;

@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use cborrpc::encode::{decode, to_vec};
+use cborrpc::encode::{decode, encode, to_vec};
 use cborrpc::value::map_get;
 use cborrpc::Value;
 
@@ -56,7 +56,15 @@ struct Prepared {
 
 impl Prepared {
     fn new(u: NewUnit) -> Prepared {
-        Prepared { data: to_vec(&u.data).into(), key: u.key, priority: u.priority, delay: u.delay }
+        Self::with_buffer(u, &mut Vec::new())
+    }
+
+    /// Encodes through `buf`, so each unit costs one exact allocation
+    /// instead of a growing vector's several.
+    fn with_buffer(u: NewUnit, buf: &mut Vec<u8>) -> Prepared {
+        buf.clear();
+        encode(&u.data, buf);
+        Prepared { data: Box::from(&buf[..]), key: u.key, priority: u.priority, delay: u.delay }
     }
 }
 
@@ -557,7 +565,8 @@ impl Coordinate for MemoryBackend {
 
     async fn add_work_units(&self, name: &str, units: Vec<NewUnit>) -> Result<()> {
         let now = self.clock.now();
-        let mut units = units.into_iter().map(Prepared::new).peekable();
+        let mut buf = Vec::with_capacity(512);
+        let mut units = units.into_iter().map(|u| Prepared::with_buffer(u, &mut buf)).peekable();
         loop {
             let mut st = self.state.lock();
             let (spec, workers) = st.spec(name, now)?;
