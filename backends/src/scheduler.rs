@@ -18,6 +18,43 @@
 
 use rand::Rng;
 
+use crate::clock::Time;
+use crate::model::{GetWork, SpecMeta};
+
+/// Whether a spec whose available and pending counts are given may get a
+/// synthetic continuous unit now: declared and still continuous, nothing
+/// available or pending, and its interval has passed.
+pub fn can_start_continuous(m: &SpecMeta, available: u64, pending: u64, now: Time) -> bool {
+    m.continuous && available == 0 && pending == 0 && m.next_continuous.is_none_or(|t| now >= t)
+}
+
+/// Whether a `get_work` request may draw from a spec (the filter before
+/// the choice): named in the request (or none named), of a requested
+/// runtime, not paused, with weight, below `max_running`, and with a unit
+/// available or a continuous unit to start.
+pub fn eligible(name: &str, m: &SpecMeta, available: u64, pending: u64, opts: &GetWork, now: Time) -> bool {
+    (opts.work_spec_names.is_empty() || opts.work_spec_names.iter().any(|n| n == name))
+        && (opts.runtimes.is_empty() || opts.runtimes.contains(&m.runtime))
+        && !m.paused
+        && m.weight > 0
+        && (m.max_running <= 0 || pending < m.max_running as u64)
+        && (available > 0 || can_start_continuous(m, available, pending, now))
+}
+
+/// How many units one `get_work` may take from the chosen spec: at least
+/// one, at most `max_getwork`, and no more than `max_running` leaves room
+/// for (may be ≤ 0 when the spec is full).
+pub fn batch_size(m: &SpecMeta, max_jobs: usize, pending: u64) -> i64 {
+    let mut n = max_jobs.max(1) as i64;
+    if m.max_getwork > 0 {
+        n = n.min(m.max_getwork);
+    }
+    if m.max_running > 0 {
+        n = n.min(m.max_running - pending as i64);
+    }
+    n
+}
+
 /// What the scheduler needs to know about an eligible spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {

@@ -124,6 +124,15 @@ fn spec_out(data: SpecData) -> Value {
     )
 }
 
+/// A lock timeout in seconds; null means 0 (the lock tree's default).
+fn lock_timeout(v: &Value) -> ParamResult<f64> {
+    if v.is_null() {
+        Ok(0.0)
+    } else {
+        number(v, "timeout")
+    }
+}
+
 fn key_paths(v: &Value) -> ParamResult<Vec<Vec<Value>>> {
     let bad = || "cannot decode key paths".to_string();
     let outer = as_sequence(v).ok_or_else(bad)?;
@@ -439,8 +448,7 @@ impl<C: Coordinate> JobServer<C> {
             "lock" | "renew" => {
                 let ps = p(3, 3)?;
                 let owner = string(ps.get(0), "locker_id")?;
-                let timeout =
-                    number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
+                let timeout = lock_timeout(ps.get(1))?;
                 let paths = key_paths(ps.get(2))?;
                 let now = b.now();
                 let r = if m == "lock" {
@@ -456,8 +464,7 @@ impl<C: Coordinate> JobServer<C> {
             "locksome" => {
                 let ps = p(3, 3)?;
                 let owner = string(ps.get(0), "locker_id")?;
-                let timeout =
-                    number(ps.get(1), "timeout").or_else(|e| if ps.get(1).is_null() { Ok(0.0) } else { Err(e) })?;
+                let timeout = lock_timeout(ps.get(1))?;
                 let paths = key_paths(ps.get(2))?;
                 let got = self.locks.locksome(b.now(), &owner, timeout, &paths);
                 let got = got.into_iter().map(|p| p.map(Value::Array).unwrap_or(Value::Null)).collect();

@@ -284,10 +284,12 @@ impl Spec {
     }
 
     fn can_start_continuous(&self, now: Time) -> bool {
-        self.meta.continuous
-            && self.idx.count(UnitStatus::Available) == 0
-            && self.idx.count(UnitStatus::Pending) == 0
-            && self.meta.next_continuous.is_none_or(|t| now >= t)
+        scheduler::can_start_continuous(
+            &self.meta,
+            self.idx.count(UnitStatus::Available),
+            self.idx.count(UnitStatus::Pending),
+            now,
+        )
     }
 
     fn matches(&self, u: &Unit, states: &Option<Vec<UnitStatus>>) -> bool {
@@ -356,13 +358,7 @@ impl MemoryBackend {
             for (name, spec) in &st.specs {
                 let m = &spec.meta;
                 let pending = spec.idx.count(UnitStatus::Pending);
-                if (!opts.work_spec_names.is_empty() && !opts.work_spec_names.iter().any(|n| n == name))
-                    || (!opts.runtimes.is_empty() && !opts.runtimes.contains(&m.runtime))
-                    || m.paused
-                    || m.weight <= 0
-                    || (m.max_running > 0 && pending >= m.max_running as u64)
-                    || (spec.idx.count(UnitStatus::Available) == 0 && !spec.can_start_continuous(now))
-                {
+                if !scheduler::eligible(name, m, spec.idx.count(UnitStatus::Available), pending, opts, now) {
                     continue;
                 }
                 names.push(name);
@@ -372,14 +368,7 @@ impl MemoryBackend {
             let name = names[i].to_owned();
             let spec = st.specs.get_mut(&name).expect("chosen spec exists");
             let workers = &mut st.workers;
-            let pending = spec.idx.count(UnitStatus::Pending) as i64;
-            let mut n = opts.max_jobs.max(1) as i64;
-            if spec.meta.max_getwork > 0 {
-                n = n.min(spec.meta.max_getwork);
-            }
-            if spec.meta.max_running > 0 {
-                n = n.min(spec.meta.max_running - pending);
-            }
+            let n = scheduler::batch_size(&spec.meta, opts.max_jobs, spec.idx.count(UnitStatus::Pending));
             let mut keys: Vec<UKey> =
                 spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
             if keys.is_empty() && spec.can_start_continuous(now) {

@@ -101,7 +101,7 @@ type R<T> = std::result::Result<T, E>;
 macro_rules! in_tx {
     ($self:ident, $tx:ident => $body:expr) => {{
         let result: R<_> = async {
-            let mut client = $self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))?;
+            let mut client = $self.client().await?;
             let mut tries = 0;
             loop {
                 let $tx = client.transaction().await?;
@@ -115,6 +115,20 @@ macro_rules! in_tx {
                     other => break other,
                 }
             }
+        }
+        .await;
+        result.map_err(E::into_error)
+    }};
+}
+
+/// Runs `$body` with `$c`, a pooled connection in autocommit mode: for
+/// calls that only read, or whose single writes are atomic on their own
+/// (applying due expiries), this saves the BEGIN and COMMIT round trips.
+macro_rules! without_tx {
+    ($self:ident, $c:ident => $body:expr) => {{
+        let result: R<_> = async {
+            let $c = $self.client().await?;
+            $body
         }
         .await;
         result.map_err(E::into_error)
@@ -291,7 +305,14 @@ impl PostgresBackend {
     }
 }
 
-async fn spec_by_name(tx: &Transaction<'_>, name: &str) -> R<SpecRow> {
+impl PostgresBackend {
+    /// A pooled connection; a dead database is an error for this call only.
+    async fn client(&self) -> R<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))
+    }
+}
+
+async fn spec_by_name<G: GenericClient>(tx: &G, name: &str) -> R<SpecRow> {
     let sql = format!("SELECT {SPEC_COLS} FROM work_spec WHERE name = $1");
     let stmt = tx.prepare_cached(&sql).await?;
     match tx.query_opt(&stmt, &[&name]).await? {
@@ -304,7 +325,7 @@ const PROBE: &str = "SELECT EXISTS (SELECT 1 FROM work_unit WHERE status = 1 AND
             EXISTS (SELECT 1 FROM work_unit WHERE status = 4 AND not_before <= $1 AND ($2::bigint IS NULL OR spec_id = $2))";
 
 /// Applies due lease expiries and delays (for one spec, or all).
-async fn refresh(tx: &Transaction<'_>, spec: Option<i64>, now: Time) -> R<()> {
+async fn refresh<G: GenericClient>(tx: &G, spec: Option<i64>, now: Time) -> R<()> {
     let probe = tx.prepare_cached(PROBE).await?;
     let row = tx.query_one(&probe, &[&now.0, &spec]).await?;
     apply_due(tx, spec, now, (row.get(0), row.get(1))).await
@@ -434,22 +455,14 @@ impl PostgresBackend {
             let mut cands = Vec::new();
             for r in listed? {
                 let mut s = spec_row(&r);
-                let (avail, pending): (i64, i64) = (r.get(15), r.get(16));
-                s.meta.available_count = avail.max(0) as u64;
-                s.meta.pending_count = pending.max(0) as u64;
-                let m = &s.meta;
-                let continuous_ok =
-                    m.continuous && avail <= 0 && pending <= 0 && m.next_continuous.is_none_or(|t| now >= t);
-                if (!opts.work_spec_names.is_empty() && !opts.work_spec_names.contains(&s.name))
-                    || (!opts.runtimes.is_empty() && !opts.runtimes.contains(&m.runtime))
-                    || m.paused
-                    || m.weight <= 0
-                    || (m.max_running > 0 && pending >= m.max_running)
-                    || (avail <= 0 && !continuous_ok)
-                {
+                let (avail, pending) = (r.get::<_, i64>(15).max(0) as u64, r.get::<_, i64>(16).max(0) as u64);
+                s.meta.available_count = avail;
+                s.meta.pending_count = pending;
+                if !scheduler::eligible(&s.name, &s.meta, avail, pending, opts, now) {
                     continue;
                 }
-                cands.push(Candidate { priority: m.priority, weight: m.weight, pending: pending.max(0) as u64 });
+                let continuous_ok = scheduler::can_start_continuous(&s.meta, avail, pending, now);
+                cands.push(Candidate { priority: s.meta.priority, weight: s.meta.weight, pending });
                 specs.push((s, continuous_ok));
             }
             let Some(i) = scheduler::choose(&cands, &mut *self.rng.lock()) else { return Ok(Vec::new()) };
@@ -458,18 +471,15 @@ impl PostgresBackend {
             if !in_tx && (m.max_running > 0 || m.max_retries > 0 || *continuous_ok) {
                 return Err(E::NeedTx);
             }
-            let mut n = opts.max_jobs.max(1) as i64;
-            if m.max_getwork > 0 {
-                n = n.min(m.max_getwork);
-            }
+            let mut pending = m.pending_count;
             if m.max_running > 0 {
+                // Under the spec's lock, the pending count cannot change.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&spec.id]).await?;
-                let c = counts(tx, spec.id).await?;
-                let pending = c.get(&UnitStatus::Pending).copied().unwrap_or(0) as i64;
-                n = n.min(m.max_running - pending);
-                if n <= 0 {
-                    return Ok(Vec::new());
-                }
+                pending = counts(tx, spec.id).await?.get(&UnitStatus::Pending).copied().unwrap_or(0);
+            }
+            let n = scheduler::batch_size(m, opts.max_jobs, pending);
+            if n <= 0 {
+                return Ok(Vec::new());
             }
             let claim = tx
                 .prepare_cached(
@@ -623,7 +633,7 @@ const LIVE: &str = "active AND (expiration IS NULL OR expiration > $1)";
 impl Coordinate for PostgresBackend {
     async fn list_work_specs(&self, start: &str, limit: usize) -> Result<(Vec<SpecData>, Option<String>)> {
         let limit = limit as i64;
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx.prepare_cached("SELECT name, data FROM work_spec WHERE name >= $1 ORDER BY name LIMIT $2").await?;
             let rows = tx.query(&stmt, &[&start, &(limit + 1)]).await?;
             let mut specs = Vec::new();
@@ -684,7 +694,7 @@ impl Coordinate for PostgresBackend {
     }
 
     async fn get_work_spec(&self, name: &str) -> Result<SpecData> {
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx.prepare_cached("SELECT data FROM work_spec WHERE name = $1").await?;
             match tx.query_opt(&stmt, &[&name]).await? {
                 Some(r) => match dec(r.get(0)) {
@@ -698,7 +708,7 @@ impl Coordinate for PostgresBackend {
 
     async fn get_work_spec_meta(&self, name: &str) -> Result<SpecMeta> {
         let now = self.clock.now();
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let spec = spec_by_name(&tx, name).await?;
             refresh(&tx, Some(spec.id), now).await?;
             let c = counts(&tx, spec.id).await?;
@@ -741,7 +751,7 @@ impl Coordinate for PostgresBackend {
     async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(Key, Value)>> {
         let now = self.clock.now();
         let q = &q;
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let spec = spec_by_name(&tx, name).await?;
             refresh(&tx, Some(spec.id), now).await?;
             let rows = match &q.keys {
@@ -770,7 +780,7 @@ impl Coordinate for PostgresBackend {
     async fn get_work_unit_status(&self, name: &str, keys: Vec<Key>) -> Result<Vec<Option<UnitStatusInfo>>> {
         let now = self.clock.now();
         let keys = &keys;
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let spec = spec_by_name(&tx, name).await?;
             refresh(&tx, Some(spec.id), now).await?;
             let stmt = tx
@@ -818,7 +828,7 @@ impl Coordinate for PostgresBackend {
 
     async fn count_work_units(&self, name: &str) -> Result<BTreeMap<UnitStatus, u64>> {
         let now = self.clock.now();
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let spec = spec_by_name(&tx, name).await?;
             refresh(&tx, Some(spec.id), now).await?;
             counts(&tx, spec.id).await
@@ -876,7 +886,7 @@ impl Coordinate for PostgresBackend {
         let now = self.clock.now();
         let opts = &opts;
         let fast: R<Vec<WorkGrant>> = async {
-            let client = self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))?;
+            let client = self.client().await?;
             self.get_work_in(&client, worker, opts, now, false).await
         }
         .await;
@@ -893,7 +903,7 @@ impl Coordinate for PostgresBackend {
             // holds, with nothing to chain: one autocommitted statement.
             let data = upd.data.as_ref().map(enc);
             let fast: R<bool> = async {
-                let client = self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))?;
+                let client = self.client().await?;
                 let stmt = client
                     .prepare_cached(
                         "UPDATE work_unit u SET status = $3::smallint, attempt_data = coalesce($4, u.attempt_data), ended = $5,
@@ -963,14 +973,14 @@ impl Coordinate for PostgresBackend {
 
     async fn list_worker_modes(&self) -> Result<BTreeMap<String, String>> {
         let now = self.clock.now();
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx.prepare_cached(&format!("SELECT name, mode FROM worker WHERE {LIVE}")).await?;
             Ok(tx.query(&stmt, &[&now.0]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx.prepare_cached("SELECT data FROM worker WHERE name = $1").await?;
             Ok(tx.query_opt(&stmt, &[&worker]).await?.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)).map(|d| dec(&d)))
         })
@@ -978,7 +988,7 @@ impl Coordinate for PostgresBackend {
 
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {
         let now = self.clock.now();
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx.prepare_cached(&format!("SELECT mode, count(*) FROM worker WHERE {LIVE} GROUP BY mode")).await?;
             Ok(tx.query(&stmt, &[&now.0]).await?.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
         })
@@ -986,7 +996,7 @@ impl Coordinate for PostgresBackend {
 
     async fn worker_stats(&self) -> Result<WorkerStats> {
         let now = self.clock.now();
-        in_tx!(self, tx => {
+        without_tx!(self, tx => {
             let stmt = tx
                 .prepare_cached(&format!("SELECT count(*), count(parent), count(expiration) FROM worker WHERE {LIVE}"))
                 .await?;
