@@ -14,9 +14,10 @@ The fixes fall in three groups:
 
 * CLIENT: the client library, CLI and workers, i.e. the code under test
   against any daemon.  These are Python 2 -> 3 corrections, plus two
-  things that are ours and say so: the hook into ``py2wire`` (Python 2
-  byte-string semantics for what the daemon returns, see py2wire.py) and
-  an atomic write of the worker's pid file (a test race).
+  things that are ours and say so: the hook into ``py2wire`` (a no-op by
+  default; with ``--py2-wire`` it puts strings on the wire as a Python 2
+  client did, see py2wire.py) and an atomic write of the worker's pid file
+  (a test race).
 * TESTS: the upstream test modules (only Python 3 / pytest API changes;
   no assertion is touched).
 * PYDAEMON: the upstream Python daemon, only used with
@@ -52,16 +53,16 @@ def fix(group, path, old, new, count=1, why=''):
 # CLIENT
 # ---------------------------------------------------------------------------
 
-# Python 2 string semantics for what comes off the wire (see py2wire.py).
+# The wire types of a Python 2 client, with --py2-wire only (py2wire.py).
 fix('CLIENT', 'coordinate/base_client.py',
     "        buf = cbor_return(self._tagmapper, message)\n",
     "        buf = cbor_return(self._tagmapper, py2wire.to_wire(message))\n",
-    why='send back byte strings as bytes, as Python 2 did (py2wire)')
+    why='--py2-wire: send ASCII strings as bytes, as Python 2 did (py2wire)')
 fix('CLIENT', 'coordinate/base_client.py',
     "                response = self._tagmapper.load(self.rfile)\n",
     "                response = py2wire.from_wire(\n"
     "                    self._tagmapper.load(self.rfile))\n",
-    why='decoded byte strings behave like Python 2 str (py2wire)')
+    why='--py2-wire: ASCII byte strings decode to str, as in Python 2 (py2wire)')
 fix('CLIENT', 'coordinate/base_client.py',
     "from cbor.tagmap import ClassTag, TagMapper\n",
     "from cbor.tagmap import ClassTag, TagMapper\nimport py2wire\n",

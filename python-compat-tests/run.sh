@@ -15,9 +15,11 @@
 #
 # Options:
 #   --python-daemon   start the upstream Python daemon instead
-#   --py2-wire        send every ASCII string as a CBOR byte string, as the
-#                     Python 2 client did (COMPAT_PY2_WIRE=1, see py2wire.py);
-#                     for Go-compatible daemons, not --python-daemon
+#   --py2-wire        speak as the Python 2 client did: every ASCII string
+#                     goes out as a CBOR byte string and ASCII byte strings
+#                     come back as str (COMPAT_PY2_WIRE=1, see py2wire.py);
+#                     not with --python-daemon. Without it the converted
+#                     client runs as a plain Python 3 client.
 #   --prepare-only    set up .work/ (venv, sources, conversion) and stop
 #   --suite NAME      run only this suite (repeatable); names: job_client,
 #                     job_flow, task_master, rejester_worker, cli, worker_flow
@@ -27,8 +29,6 @@
 #   COORDINATED, COORDINATED_ARGS, COORDINATE_ADDRESS  as above
 #   PYTHON            interpreter for the venv (default python3.11, python3)
 #   PYTEST_EXTRA      extra pytest arguments, e.g. "-x -vv" (never -k)
-#   COMPAT_PY2_BYTES  0 disables the Python 2 byte-string emulation
-#                     (see py2wire.py)
 #   COMPAT_EXPECTED_CONFIG  with COORDINATE_ADDRESS: the YAML file the
 #                     daemon's get_config returns (default daemon-config.yaml;
 #                     empty: any mapping)
@@ -399,6 +399,7 @@ stop_daemon
 echo
 echo "==================== python-compat-tests summary ===================="
 echo "daemon: $DAEMON_DESC"
+echo "client: $([ "${COMPAT_PY2_WIRE:-0}" = 1 ] && echo 'Python 2 wire types (--py2-wire)' || echo 'plain Python 3')"
 for r in "${RESULTS[@]}"; do echo "$r"; done
 echo "python-compat: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
 [ ${#RESULTS[@]} -gt 0 ] || die "no suite selected"

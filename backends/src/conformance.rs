@@ -51,7 +51,7 @@ pub async fn work<C: Coordinate>(c: &C, worker: &str, n: usize) -> Vec<WorkGrant
 
 /// Keys of grants, as strings.
 pub fn keys_of(grants: &[WorkGrant]) -> Vec<String> {
-    grants.iter().map(|g| String::from_utf8_lossy(&g.key).into_owned()).collect()
+    grants.iter().map(|g| String::from_utf8_lossy(&g.key.bytes).into_owned()).collect()
 }
 
 /// A map value with text keys.
@@ -112,7 +112,7 @@ pub async fn renew<C: Coordinate>(c: &C, name: &str, key: &str, lease_secs: f64,
 /// Keys of the units matching a query, as strings.
 pub async fn unit_keys<C: Coordinate>(c: &C, name: &str, query: UnitQuery) -> Vec<String> {
     let units = c.get_work_units(name, query).await.unwrap();
-    units.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect()
+    units.iter().map(|(k, _)| String::from_utf8_lossy(&k.bytes).into_owned()).collect()
 }
 
 /// The effective data of one existing unit.
@@ -399,7 +399,8 @@ pub async fn units_round_trip_sorted_by_key<C: Coordinate>(c: &C, _clock: &MockC
     c.set_work_spec(spec("s", &[])).await.unwrap();
     add_keys(c, "s", &["c", "a", "b"]).await;
     let units = c.get_work_units("s", UnitQuery::default()).await.unwrap();
-    let want = vec![(b"a".to_vec(), data(1)), (b"b".to_vec(), data(2)), (b"c".to_vec(), data(0))];
+    let want =
+        vec![(UnitKey::bytes(*b"a"), data(1)), (UnitKey::bytes(*b"b"), data(2)), (UnitKey::bytes(*b"c"), data(0))];
     assert_eq!(units, want);
     assert_eq!(counts(c, "s").await, count_map(&[(UnitStatus::Available, 3)]));
     let null = NewUnit::new(b"n".to_vec(), Value::Null);
@@ -535,6 +536,79 @@ pub async fn effective_data_follows_the_active_attempt<C: Coordinate>(c: &C, _cl
     assert_eq!(unit_data(c, "s", "a").await, data(1));
 }
 
+/// A key is answered in the string type it was last added with, from
+/// every call that returns keys; its bytes alone identify the unit.
+pub async fn keys_keep_their_string_type<C: Coordinate>(c: &C, _clock: &MockClock) {
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    let units = vec![
+        NewUnit::keyed(UnitKey::text("t"), data(0)),
+        NewUnit::keyed(UnitKey::bytes(*b"b"), data(1)),
+        NewUnit::keyed(UnitKey::bytes(*b"\xff"), data(2)),
+    ];
+    c.add_work_units("s", units).await.unwrap();
+    let listed: Vec<UnitKey> =
+        c.get_work_units("s", UnitQuery::default()).await.unwrap().into_iter().map(|u| u.0).collect();
+    assert_eq!(listed, [UnitKey::bytes(*b"b"), UnitKey::text("t"), UnitKey::bytes(*b"\xff")]);
+    let q = UnitQuery { keys: Some(vec![b"t".to_vec()]), ..UnitQuery::default() };
+    assert_eq!(c.get_work_units("s", q).await.unwrap()[0].0, UnitKey::text("t"));
+    c.worker_heartbeat(Heartbeat {
+        worker: "p".into(),
+        mode: "RUN".into(),
+        expire_secs: 100.0,
+        data: Value::Null,
+        parent: None,
+    })
+    .await
+    .unwrap();
+    c.worker_heartbeat(Heartbeat {
+        worker: "kid".into(),
+        mode: "RUN".into(),
+        expire_secs: 100.0,
+        data: Value::Null,
+        parent: Some("p".into()),
+    })
+    .await
+    .unwrap();
+    let granted: Vec<UnitKey> = work(c, "kid", 10).await.into_iter().map(|g| g.key).collect();
+    assert_eq!(granted, [UnitKey::bytes(*b"b"), UnitKey::text("t"), UnitKey::bytes(*b"\xff")]);
+    let children = c.get_child_work_units("p").await.unwrap();
+    let held: Vec<UnitKey> = children["kid"].iter().map(|u| u.key.clone()).collect();
+    assert_eq!(held, granted);
+}
+
+/// Re-adding a key with the other string type updates the same unit, and
+/// it is answered in the new type; the type survives a retry.
+pub async fn readding_a_key_as_the_other_type_switches_its_answer<C: Coordinate>(c: &C, _clock: &MockClock) {
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    c.add_work_units("s", vec![NewUnit::keyed(UnitKey::text("k"), data(0))]).await.unwrap();
+    c.add_work_units("s", vec![NewUnit::keyed(UnitKey::bytes(*b"k"), data(1))]).await.unwrap();
+    let units = c.get_work_units("s", UnitQuery::default()).await.unwrap();
+    assert_eq!(units, vec![(UnitKey::bytes(*b"k"), data(1))]);
+    c.add_work_units("s", vec![NewUnit::keyed(UnitKey::text("k"), data(2))]).await.unwrap();
+    let grants = work(c, "w", 1).await;
+    assert_eq!(grants, vec![WorkGrant { spec: "s".into(), key: UnitKey::text("k"), data: data(2) }]);
+    assert!(set_status(c, "s", "k", UnitStatus::Failed, None).await);
+    assert!(set_status(c, "s", "k", UnitStatus::Available, None).await);
+    assert_eq!(work(c, "w", 1).await[0].key, UnitKey::text("k"));
+}
+
+/// Spec data reads back with every value in the type it was sent as:
+/// `module` and `run_function` included; a byte-string name still names it.
+pub async fn spec_values_keep_their_string_type<C: Coordinate>(c: &C, _clock: &MockClock) {
+    let sent = vec![
+        (text("name"), bytes(b"s".to_vec())),
+        (text("module"), text("mod")),
+        (text("run_function"), bytes(b"fn".to_vec())),
+        (text("then"), bytes(b"t".to_vec())),
+        (text("desc"), text("d")),
+    ];
+    c.set_work_spec(sent.clone()).await.unwrap();
+    assert_eq!(c.get_work_spec("s").await.unwrap(), sent);
+    assert_eq!(c.get_work_spec_meta("s").await.unwrap().then, "t");
+    let (listed, _) = c.list_work_specs("", 10).await.unwrap();
+    assert_eq!(listed, vec![sent]);
+}
+
 /// Keys are arbitrary bytes and sort bytewise.
 pub async fn binary_keys_sort_bytewise<C: Coordinate>(c: &C, _clock: &MockClock) {
     c.set_work_spec(spec("s", &[])).await.unwrap();
@@ -543,15 +617,16 @@ pub async fn binary_keys_sort_bytewise<C: Coordinate>(c: &C, _clock: &MockClock)
     c.add_work_units("s", units).await.unwrap();
     let sorted: Vec<Key> =
         vec![b"\x00".to_vec(), b"a".to_vec(), b"\x7f".to_vec(), b"\xff".to_vec(), b"\xff\x80".to_vec()];
-    let got: Vec<Key> = c.get_work_units("s", UnitQuery::default()).await.unwrap().into_iter().map(|u| u.0).collect();
+    let got: Vec<Key> =
+        c.get_work_units("s", UnitQuery::default()).await.unwrap().into_iter().map(|u| u.0.bytes).collect();
     assert_eq!(got, sorted);
     let q = UnitQuery { start: Some(b"a".to_vec()), ..UnitQuery::default() };
-    let got: Vec<Key> = c.get_work_units("s", q).await.unwrap().into_iter().map(|u| u.0).collect();
+    let got: Vec<Key> = c.get_work_units("s", q).await.unwrap().into_iter().map(|u| u.0.bytes).collect();
     assert_eq!(got, sorted[2..]);
     let st = c.get_work_unit_status("s", vec![b"\xff\x80".to_vec(), b"\xff\x81".to_vec()]).await.unwrap();
     assert_eq!(st[0].as_ref().map(|i| i.status), Some(UnitStatus::Available));
     assert_eq!(st[1], None);
-    let granted: Vec<Key> = work(c, "w", 10).await.into_iter().map(|g| g.key).collect();
+    let granted: Vec<Key> = work(c, "w", 10).await.into_iter().map(|g| g.key.bytes).collect();
     assert_eq!(granted, sorted);
 }
 
@@ -684,7 +759,7 @@ pub async fn get_work_creates_a_leased_attempt<C: Coordinate>(c: &C, _clock: &Mo
     c.set_work_spec(spec("s", &[])).await.unwrap();
     add_keys(c, "s", &["a"]).await;
     let grants = work_leased(c, "w1", 120.0).await;
-    assert_eq!(grants, vec![WorkGrant { spec: "s".into(), key: b"a".to_vec(), data: data(0) }]);
+    assert_eq!(grants, vec![WorkGrant { spec: "s".into(), key: UnitKey::bytes(*b"a"), data: data(0) }]);
     let i = info(c, "s", "a").await;
     assert_eq!(i.status, UnitStatus::Pending);
     assert_eq!(i.worker_id.as_deref(), Some("w1"));
@@ -1117,7 +1192,7 @@ pub async fn scheduler_pending_counts_follow_weights<C: Coordinate>(c: &C, _cloc
 pub async fn continuous_spec_yields_a_synthetic_unit<C: Coordinate>(c: &C, clock: &MockClock) {
     c.set_work_spec(spec("c", &[("continuous", Value::Bool(true))])).await.unwrap();
     let grants = work(c, "w", 5).await;
-    assert_eq!(grants, vec![WorkGrant { spec: "c".into(), key: b"1444000000.000".to_vec(), data: map(&[]) }]);
+    assert_eq!(grants, vec![WorkGrant { spec: "c".into(), key: UnitKey::text("1444000000.000"), data: map(&[]) }]);
     assert_eq!(status(c, "c", "1444000000.000").await, UnitStatus::Pending);
     assert!(set_status(c, "c", "1444000000.000", UnitStatus::Finished, None).await);
     clock.advance(2.5);
@@ -1179,7 +1254,7 @@ pub async fn continuous_needs_a_running_continuous_spec<C: Coordinate>(c: &C, _c
 pub async fn chain_map_output<C: Coordinate>(c: &C, _clock: &MockClock) {
     finish_with_output(c, "b", map(&[("x", data(1)), ("y", data(2))])).await;
     let units = c.get_work_units("b", UnitQuery::default()).await.unwrap();
-    assert_eq!(units, vec![(b"x".to_vec(), data(1)), (b"y".to_vec(), data(2))]);
+    assert_eq!(units, vec![(UnitKey::text("x"), data(1)), (UnitKey::text("y"), data(2))]);
     assert_eq!(counts(c, "b").await, count_map(&[(UnitStatus::Available, 2)]));
 }
 
@@ -1188,7 +1263,7 @@ pub async fn chain_list_of_keys<C: Coordinate>(c: &C, _clock: &MockClock) {
     let output = list(vec![text("x"), int(5), list(vec![text("z")]), bytes(b"y".to_vec())]);
     finish_with_output(c, "b", output).await;
     let units = c.get_work_units("b", UnitQuery::default()).await.unwrap();
-    assert_eq!(units, vec![(b"x".to_vec(), map(&[])), (b"y".to_vec(), map(&[]))]);
+    assert_eq!(units, vec![(UnitKey::text("x"), map(&[])), (UnitKey::bytes(*b"y"), map(&[]))]);
 }
 
 /// A list of [key, data] items (lists or tuples) creates units with that data.
@@ -1196,7 +1271,7 @@ pub async fn chain_list_of_pairs<C: Coordinate>(c: &C, _clock: &MockClock) {
     let output = list(vec![list(vec![text("x"), data(1)]), tuple(vec![text("y"), data(2)])]);
     finish_with_output(c, "b", output).await;
     let units = c.get_work_units("b", UnitQuery::default()).await.unwrap();
-    assert_eq!(units, vec![(b"x".to_vec(), data(1)), (b"y".to_vec(), data(2))]);
+    assert_eq!(units, vec![(UnitKey::text("x"), data(1)), (UnitKey::text("y"), data(2))]);
 }
 
 /// [key, data, {priority, delay}] items honour the priority and the delay.
@@ -1405,7 +1480,7 @@ pub async fn child_work_units_are_listed_under_the_parent<C: Coordinate>(c: &C, 
     let children = c.get_child_work_units("p").await.unwrap();
     let unit = ChildUnit {
         spec: "s".into(),
-        key: b"a".to_vec(),
+        key: UnitKey::bytes(*b"a"),
         data: data(0),
         worker_id: "c1".into(),
         expires: c.now().plus_secs(100.0),
@@ -1546,6 +1621,9 @@ macro_rules! conformance_tests {
             unit_query_by_keys,
             effective_data_follows_the_active_attempt,
             binary_keys_sort_bytewise,
+            keys_keep_their_string_type,
+            readding_a_key_as_the_other_type_switches_its_answer,
+            spec_values_keep_their_string_type,
             unit_status_is_none_for_unknown_keys,
             units_by_priority_then_key,
             fractional_and_negative_priorities,

@@ -63,7 +63,11 @@ pub trait Coordinate: Send + Sync + 'static {
     /// Adds or replaces work units (upsert by key).
     fn add_work_units(&self, spec: &str, units: Vec<NewUnit>) -> impl Future<Output = Result<()>> + Send;
     /// Units matching a query, sorted by key: (key, effective data).
-    fn get_work_units(&self, spec: &str, query: UnitQuery) -> impl Future<Output = Result<Vec<(Key, Value)>>> + Send;
+    fn get_work_units(
+        &self,
+        spec: &str,
+        query: UnitQuery,
+    ) -> impl Future<Output = Result<Vec<(UnitKey, Value)>>> + Send;
     /// Status of each named unit, `None` for unknown keys.
     fn get_work_unit_status(
         &self,

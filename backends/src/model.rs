@@ -7,8 +7,61 @@ use cborrpc::value::{as_sequence, into_sequence, normalize_map_keys, string_byte
 
 use crate::clock::Time;
 
-/// A work unit key: arbitrary bytes, sorted bytewise.
+/// A work unit key: arbitrary bytes, sorted bytewise. A unit is identified
+/// by these bytes alone: `b"u"` and `"u"` name the same unit.
 pub type Key = Vec<u8>;
+
+/// A unit's key as it leaves the daemon: its bytes and the CBOR string type
+/// it was last added with. Python 3 clients tell `b"u"` from `"u"`, so a key
+/// goes back as the type it came in (docs/protocol.md, "Strings").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnitKey {
+    /// The key's bytes.
+    pub bytes: Key,
+    /// Whether it was added as a text string (only ever true for UTF-8).
+    pub text: bool,
+}
+
+impl UnitKey {
+    /// A key sent as a byte string.
+    pub fn bytes(bytes: impl Into<Key>) -> UnitKey {
+        UnitKey { bytes: bytes.into(), text: false }
+    }
+
+    /// A key sent as a text string.
+    pub fn text(s: impl Into<String>) -> UnitKey {
+        UnitKey { bytes: s.into().into_bytes(), text: true }
+    }
+
+    /// The key of a CBOR byte or text string, keeping its type; any other
+    /// value is handed back.
+    pub fn from_value(v: Value) -> std::result::Result<UnitKey, Value> {
+        match v {
+            Value::Bytes(b) => Ok(UnitKey::bytes(b)),
+            Value::Text(t) => Ok(UnitKey::text(t)),
+            other => Err(other),
+        }
+    }
+
+    /// Bytes and a text flag as stored; the flag is dropped for bytes that
+    /// are not UTF-8, which only a byte string can carry.
+    pub fn stored(bytes: Key, text: bool) -> UnitKey {
+        let text = text && std::str::from_utf8(&bytes).is_ok();
+        UnitKey { bytes, text }
+    }
+
+    /// The key as a CBOR value: text or bytes, as it was added.
+    pub fn into_value(self) -> Value {
+        if self.text {
+            match String::from_utf8(self.bytes) {
+                Ok(s) => Value::Text(s),
+                Err(e) => Value::Bytes(e.into_bytes()),
+            }
+        } else {
+            Value::Bytes(self.bytes)
+        }
+    }
+}
 
 /// A work spec's data: the CBOR map entries as the client sent them
 /// (top-level byte strings turned into text).
@@ -188,6 +241,10 @@ fn str_field(data: &SpecData, key: &str) -> Result<String> {
     match spec_get(data, key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::Text(s)) => Ok(s.clone()),
+        Some(Value::Bytes(b)) => match std::str::from_utf8(b) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => invalid(format!("work spec '{key}' must be valid UTF-8")),
+        },
         Some(other) => invalid(format!("work spec '{key}' must be a string, not {}", type_name(other))),
     }
 }
@@ -197,19 +254,15 @@ pub fn spec_get<'a>(data: &'a SpecData, key: &str) -> Option<&'a Value> {
     data.iter().find(|(k, _)| matches!(k, Value::Text(t) if t == key)).map(|(_, v)| v)
 }
 
-/// Prepares a spec map for storage: map keys become text, top-level byte
-/// values become text (as the Go daemon does), and the name is checked.
-/// Returns the spec's name and derived metadata.
+/// Prepares a spec map for storage: map keys become text (so lookups need
+/// one form), values keep the type they were sent with (a Python 3 worker
+/// imports `module` by its text), and the name is checked. Returns the
+/// spec's name and derived metadata.
 pub fn prepare_spec(data: &mut SpecData) -> Result<(String, SpecMeta)> {
     for (k, v) in data.iter_mut() {
         if let Value::Bytes(b) = k {
             if let Ok(s) = std::str::from_utf8(b) {
                 *k = Value::Text(s.to_owned());
-            }
-        }
-        if let Value::Bytes(b) = v {
-            if let Ok(s) = std::str::from_utf8(b) {
-                *v = Value::Text(s.to_owned());
             }
         }
         normalize_map_keys(v);
@@ -218,7 +271,11 @@ pub fn prepare_spec(data: &mut SpecData) -> Result<(String, SpecMeta)> {
         None | Some(Value::Null) => return invalid("No 'name' key in work spec"),
         Some(Value::Text(s)) if s.is_empty() => return invalid("No 'name' key in work spec"),
         Some(Value::Text(s)) => s.clone(),
-        Some(Value::Bytes(_)) => return invalid("Work spec 'name' must be valid UTF-8"),
+        Some(Value::Bytes(b)) if b.is_empty() => return invalid("No 'name' key in work spec"),
+        Some(Value::Bytes(b)) => match std::str::from_utf8(b) {
+            Ok(s) => s.to_owned(),
+            Err(_) => return invalid("Work spec 'name' must be valid UTF-8"),
+        },
         Some(_) => return invalid("Work spec 'name' must be a string"),
     };
     let meta = SpecMeta::from_data(data)?;
@@ -298,6 +355,8 @@ pub struct SpecControl {
 pub struct NewUnit {
     /// Its key.
     pub key: Key,
+    /// Whether the key was sent as text (it is answered the same way).
+    pub text_key: bool,
     /// Its data: a map, or null.
     pub data: Value,
     /// Its priority (higher runs first).
@@ -315,9 +374,14 @@ fn number(v: &Value) -> Option<f64> {
 }
 
 impl NewUnit {
-    /// A unit with empty data and default priority.
+    /// A unit with a byte-string key, the given data and default priority.
     pub fn new(key: impl Into<Key>, data: Value) -> NewUnit {
-        NewUnit { key: key.into(), data, priority: 0.0, delay: 0.0 }
+        NewUnit { key: key.into(), text_key: false, data, priority: 0.0, delay: 0.0 }
+    }
+
+    /// A unit with the given key (keeping its string type) and data.
+    pub fn keyed(key: UnitKey, data: Value) -> NewUnit {
+        NewUnit { text_key: key.text, ..NewUnit::new(key.bytes, data) }
     }
 
     /// Parses one item of `add_work_units` or of a chained `output` list:
@@ -330,9 +394,10 @@ impl NewUnit {
     /// Like [`NewUnit::from_item`], consuming the item so its data is
     /// moved, not copied (the `add_work_units` hot path).
     pub fn from_value(item: Value) -> Result<NewUnit> {
-        if let Some(key) = string_bytes(&item) {
-            return Ok(NewUnit::new(key, Value::Map(vec![])));
-        }
+        let item = match UnitKey::from_value(item) {
+            Ok(key) => return Ok(NewUnit::keyed(key, Value::Map(vec![]))),
+            Err(item) => item,
+        };
         let mut parts = match into_sequence(item) {
             Ok(parts) => parts.into_iter(),
             Err(_) => return invalid("work unit not a list"),
@@ -340,12 +405,11 @@ impl NewUnit {
         if parts.len() < 2 {
             return invalid("too few parameters to work unit");
         }
-        let key = match parts.next().unwrap_or(Value::Null) {
-            Value::Bytes(b) => b,
-            Value::Text(t) => t.into_bytes(),
-            other => return invalid(format!("work unit key must be a string, not {}", type_name(&other))),
+        let key = match UnitKey::from_value(parts.next().unwrap_or(Value::Null)) {
+            Ok(key) => key,
+            Err(other) => return invalid(format!("work unit key must be a string, not {}", type_name(&other))),
         };
-        let mut unit = NewUnit::new(key, Value::Null);
+        let mut unit = NewUnit::keyed(key, Value::Null);
         unit.data = Self::check_data(parts.next().unwrap_or(Value::Null))?;
         match parts.next() {
             None | Some(Value::Null) => {}
@@ -392,10 +456,10 @@ impl NewUnit {
             Value::Map(entries) => {
                 let mut units = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let (Some(key), Ok(data)) = (string_bytes(k), Self::check_data(v.clone())) else {
+                    let (Ok(key), Ok(data)) = (UnitKey::from_value(k.clone()), Self::check_data(v.clone())) else {
                         return Vec::new();
                     };
-                    units.push(NewUnit::new(key, data));
+                    units.push(NewUnit::keyed(key, data));
                 }
                 units
             }
@@ -495,7 +559,7 @@ pub struct WorkGrant {
     /// The spec's name.
     pub spec: String,
     /// The unit's key.
-    pub key: Key,
+    pub key: UnitKey,
     /// The attempt's data.
     pub data: Value,
 }
@@ -534,7 +598,7 @@ pub struct ChildUnit {
     /// Spec name.
     pub spec: String,
     /// Unit key.
-    pub key: Key,
+    pub key: UnitKey,
     /// The attempt's data.
     pub data: Value,
     /// The worker of the unit's active attempt.
@@ -618,9 +682,9 @@ pub fn chained_units(effective_data: &Value) -> Vec<NewUnit> {
 }
 
 /// The key of a synthetic continuous unit created at `now`:
-/// `"%d.%03d"` of the Unix seconds and milliseconds.
-pub fn continuous_key(now: Time) -> Key {
-    format!("{}.{:03}", now.unix_secs(), now.subsec_millis()).into_bytes()
+/// `"%d.%03d"` of the Unix seconds and milliseconds, as text.
+pub fn continuous_key(now: Time) -> UnitKey {
+    UnitKey::text(format!("{}.{:03}", now.unix_secs(), now.subsec_millis()))
 }
 
 /// The data of an attempt failed for running out of retries.

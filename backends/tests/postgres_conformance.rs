@@ -35,3 +35,46 @@ fn rand_suffix() -> u64 {
 }
 
 backends::conformance_tests!(fresh);
+
+/// Rows written by a version-1 schema, which answered every key as bytes,
+/// keep that answer after the upgrade that records each key's string type.
+#[tokio::test]
+async fn upgrade_keeps_keys_of_existing_rows_as_bytes() {
+    use backends::model::{NewUnit, UnitKey, UnitQuery};
+    use backends::Coordinate;
+    use cborrpc::Value;
+
+    let schema = format!("up{}_{}", std::process::id(), rand_suffix());
+    let url = test_url();
+    let mut cfg = parse_config(&url).unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    cfg.options(format!("-c search_path={schema}"));
+    let (mut client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    backends::postgres::schema::migrate_to(&mut client, 1).await.unwrap();
+    let data = cborrpc::encode::to_vec(&Value::Map(vec![]));
+    client
+        .batch_execute(
+            "INSERT INTO work_spec (name, data, priority, weight, paused, continuous, can_be_continuous,
+                 min_memory_gb, interval_secs, max_running, max_getwork, max_retries, next_spec, runtime)
+             VALUES ('s', '\\xa1646e616d656173', 0, 20, false, false, false, 0, 0, 0, 0, 0, '', '')",
+        )
+        .await
+        .unwrap();
+    client
+        .execute("INSERT INTO work_unit (spec_id, key, data, status) SELECT id, 'old', $1, 0 FROM work_spec", &[&data])
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+
+    let b = PostgresBackend::connect_config(cfg, Arc::new(MockClock::new()), 2, Some(1)).await.unwrap();
+    b.add_work_units("s", vec![NewUnit::keyed(UnitKey::text("new"), Value::Map(vec![]))]).await.unwrap();
+    let keys: Vec<UnitKey> =
+        b.get_work_units("s", UnitQuery::default()).await.unwrap().into_iter().map(|u| u.0).collect();
+    assert_eq!(keys, [UnitKey::text("new"), UnitKey::bytes(*b"old")]);
+}

@@ -7,10 +7,15 @@
 //!
 //! Answer shapes follow go-coordinate: methods that return a value and a
 //! message answer a plain two-element array `[value, message-or-null]`;
-//! `get_work` items and `get_work_units` pairs are tuples (tag 128); work
-//! unit keys are byte strings, spec names and worker ids text, `module` and
-//! `run_function` bytes. A missing work spec is an in-band
+//! `get_work` items and `get_work_units` pairs are tuples (tag 128); spec
+//! names and worker ids are text. A missing work spec is an in-band
 //! `[zero, "No such work spec NAME"]` for the pair-returning methods.
+//!
+//! Strings come back as they were sent, as from the Python daemon (Go
+//! answered bytes, which a Python 3 client sees as `b'...'`): a work unit
+//! key is answered in the string type it was last added with (text or
+//! bytes; a key that is not UTF-8 can only be bytes), and spec data keeps
+//! every value's type, `module` and `run_function` included.
 //!
 //! Decisions where go-coordinate and the Python daemon differ (PROTOCOL.md
 //! §9.3 and §9.4), taken here for every backend:
@@ -38,6 +43,9 @@
 //!   Python 2 clients accept both, Python 3 clients need text).
 //! * `get_work_spec` of a missing spec answers `null`, as the client
 //!   documents.
+//! * `get_config` of a daemon started without `--config` answers an empty
+//!   map (the Python daemon always had a config to return).
+//! * Synthetic keys of continuous specs are text.
 //! * `get_work` honours `lease_time`: absent or below 1 s means go-coordinate's
 //!   fixed 15 minutes, above 86,400 s is clamped to a day.
 //! * `update_work_unit`'s `lease_time` extends the lease to now + value; a
@@ -57,7 +65,7 @@ use std::collections::BTreeMap;
 use backends::locks::LockTree;
 use backends::model::*;
 use backends::Coordinate;
-use cborrpc::value::{as_sequence, bytes, int, into_sequence, pair, text, tuple, Value};
+use cborrpc::value::{as_sequence, int, into_sequence, pair, text, tuple, Value};
 
 use params::{boolean, integer, key, keys, number, string, strings, Options, ParamResult, Params};
 
@@ -110,20 +118,6 @@ fn snake(method: &str) -> std::borrow::Cow<'_, str> {
     s.into()
 }
 
-/// A spec map as clients see it: `module` and `run_function` as bytes.
-fn spec_out(data: SpecData) -> Value {
-    Value::Map(
-        data.into_iter()
-            .map(|(k, v)| match (&k, v) {
-                (Value::Text(name), Value::Text(s)) if name == "module" || name == "run_function" => {
-                    (k, Value::Bytes(s.into_bytes()))
-                }
-                (_, v) => (k, v),
-            })
-            .collect(),
-    )
-}
-
 /// A lock timeout in seconds; null means 0 (the lock tree's default).
 fn lock_timeout(v: &Value) -> ParamResult<f64> {
     if v.is_null() {
@@ -173,7 +167,7 @@ impl<C: Coordinate> JobServer<C> {
                 let start = o.opt("start", string)?.unwrap_or_default();
                 let limit = o.opt("limit", integer)?.filter(|&l| l > 0).unwrap_or(1000) as usize;
                 let (specs, next) = b.list_work_specs(&start, limit).await.map_err(err)?;
-                let specs = Value::Array(specs.into_iter().map(spec_out).collect());
+                let specs = Value::Array(specs.into_iter().map(Value::Map).collect());
                 Ok(Value::Array(vec![specs, next.map(Value::Text).unwrap_or(Value::Null)]))
             }
             "set_work_spec" => {
@@ -195,7 +189,7 @@ impl<C: Coordinate> JobServer<C> {
             "get_work_spec" => {
                 let name = string(p(1, 1)?.get(0), "work_spec_name")?;
                 match b.get_work_spec(&name).await {
-                    Ok(data) => Ok(spec_out(data)),
+                    Ok(data) => Ok(Value::Map(data)),
                     Err(Error::NoSuchWorkSpec(_)) => Ok(Value::Null),
                     Err(e) => Err(err(e)),
                 }
@@ -250,7 +244,7 @@ impl<C: Coordinate> JobServer<C> {
                     limit: o.opt("limit", integer)?.filter(|&l| l > 0).unwrap_or(1000) as usize,
                 };
                 in_band(b.get_work_units(&name, q).await, Value::Null, |units| {
-                    Value::Array(units.into_iter().map(|(k, d)| tuple(vec![bytes(k), d])).collect())
+                    Value::Array(units.into_iter().map(|(k, d)| tuple(vec![k.into_value(), d])).collect())
                 })
             }
             "get_work_unit_status" => {
@@ -332,7 +326,7 @@ impl<C: Coordinate> JobServer<C> {
                     runtimes: vec![String::new()],
                 };
                 let grants = b.get_work(&worker, opts).await.map_err(err)?;
-                let item = |g: WorkGrant| tuple(vec![text(g.spec), bytes(g.key), g.data]);
+                let item = |g: WorkGrant| tuple(vec![text(g.spec), g.key.into_value(), g.data]);
                 let result = if max_jobs == 1 {
                     match grants.into_iter().next() {
                         Some(g) => item(g),
@@ -426,7 +420,7 @@ impl<C: Coordinate> JobServer<C> {
                             .map(|u| {
                                 Value::Map(vec![
                                     (text("work_spec_name"), text(u.spec)),
-                                    (text("work_unit_key"), bytes(u.key)),
+                                    (text("work_unit_key"), u.key.into_value()),
                                     (text("work_unit_data"), u.data),
                                     (text("worker_id"), text(u.worker_id)),
                                     (text("expires"), int(u.expires.unix_secs())),
@@ -440,10 +434,7 @@ impl<C: Coordinate> JobServer<C> {
             }
             "get_config" => {
                 p(0, 0)?;
-                match &self.config {
-                    Some(c) => Ok(pair(c.clone(), None)),
-                    None => Err("no config to get".into()),
-                }
+                Ok(pair(self.config.clone().unwrap_or(Value::Map(Vec::new())), None))
             }
             "lock" | "renew" => {
                 let ps = p(3, 3)?;

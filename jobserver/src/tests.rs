@@ -92,11 +92,11 @@ fn spec_data<const N: usize>(extra: [(&str, Value); N]) -> Value {
 }
 
 /// The `get_work_units` list for `units`, in key order, as the daemon
-/// returns it: tuples of (byte key, data).
+/// returns it: tuples of (key as sent, data).
 fn unit_list<K: AsRef<[u8]>>(units: &[(K, Value)]) -> Value {
     let mut units: Vec<(&[u8], &Value)> = units.iter().map(|(k, d)| (k.as_ref(), d)).collect();
     units.sort_by(|a, b| a.0.cmp(b.0));
-    Value::Array(units.into_iter().map(|(k, d)| tuple(vec![b(k), d.clone()])).collect())
+    Value::Array(units.into_iter().map(|(k, d)| tuple(vec![key(k), d.clone()])).collect())
 }
 
 /// Keys `PREFIX001..` with data `{"k": "v1"}..`, as Go's
@@ -107,7 +107,7 @@ fn prefixed(prefix: &str, count: usize) -> Vec<(String, Value)> {
 
 /// The `get_work` items for the first `count` prefixed units of `spec`.
 fn prefixed_work(spec: &str, prefix: &str, count: usize) -> Value {
-    Value::Array(prefixed(prefix, count).into_iter().map(|(k, d)| tuple(vec![t(spec), b(k), d])).collect())
+    Value::Array(prefixed(prefix, count).into_iter().map(|(k, d)| tuple(vec![t(spec), key(k), d])).collect())
 }
 
 /// Map entries sorted recursively, so maps compare regardless of order.
@@ -220,7 +220,7 @@ impl Fixture {
             Value::Array(mut items) if items.len() == 1 => match items.pop() {
                 Some(Value::Tag(128, inner)) => match *inner {
                     Value::Array(mut kd) if kd.len() == 2 => {
-                        assert_eq!(kd[0], b(k));
+                        assert_eq!(kd[0], t(k));
                         kd.pop().unwrap()
                     }
                     other => panic!("bad unit tuple {other:?}"),
@@ -263,17 +263,19 @@ impl Fixture {
 
     /// One `get_work` call by worker `test`, as the Python worker makes it:
     /// the (spec, key, data) handed out, or `None` for `(None, None, None)`.
-    async fn get_one_work(&self) -> Option<(String, Vec<u8>, Value)> {
+    async fn get_one_work(&self) -> Option<(String, Value, Value)> {
         self.get_work_as("test").await
     }
 
-    async fn get_work_as(&self, worker: &str) -> Option<(String, Vec<u8>, Value)> {
+    async fn get_work_as(&self, worker: &str) -> Option<(String, Value, Value)> {
         let got = value_of(self.ok("get_work", vec![t(worker), map([("available_gb", int(1))])]).await);
         let Value::Tag(128, inner) = got else { panic!("get_work item is not a tuple: {got:?}") };
         match *inner {
             Value::Array(items) => match <[Value; 3]>::try_from(items) {
                 Ok([Value::Null, Value::Null, Value::Null]) => None,
-                Ok([Value::Text(spec), Value::Bytes(k), data @ Value::Map(_)]) => Some((spec, k, data)),
+                Ok([Value::Text(spec), k @ (Value::Text(_) | Value::Bytes(_)), data @ Value::Map(_)]) => {
+                    Some((spec, k, data))
+                }
                 Ok(other) => panic!("bad get_work item {other:?}"),
                 Err(other) => panic!("get_work item is not a triple: {other:?}"),
             },
@@ -281,10 +283,17 @@ impl Fixture {
         }
     }
 
-    /// Gets work expecting exactly unit `k` of `spec`; returns its data.
+    /// Gets work expecting exactly unit `k` of `spec`, its key in the
+    /// string type `key` sends it as; returns its data.
     async fn get_specific_work(&self, spec: &str, k: impl AsRef<[u8]>) -> Value {
+        self.get_specific_key(spec, key(k)).await
+    }
+
+    /// Gets work expecting exactly the unit of `spec` whose key is answered
+    /// as `k`; returns its data.
+    async fn get_specific_key(&self, spec: &str, k: Value) -> Value {
         let (got_spec, got_key, data) = self.get_one_work().await.expect("expected work, got none");
-        assert_eq!((got_spec.as_str(), got_key.as_slice()), (spec, k.as_ref()));
+        assert_eq!((got_spec.as_str(), &got_key), (spec, &k));
         data
     }
 
@@ -311,7 +320,7 @@ impl Fixture {
 fn child_unit(k: &str, data: Value, worker: &str, expires: i64) -> Value {
     map([
         ("work_spec_name", t(SPEC)),
-        ("work_unit_key", b(k)),
+        ("work_unit_key", t(k)),
         ("work_unit_data", data),
         ("worker_id", t(worker)),
         ("expires", int(expires)),
@@ -493,7 +502,7 @@ async fn get_child_units_basic() {
     same(&f.child_units("parent").await, &map([("child", list([]))]));
 
     let got = f.get_work_as("child").await;
-    assert_eq!(got, Some((SPEC.to_string(), b"a".to_vec(), kv("k", "v"))));
+    assert_eq!(got, Some((SPEC.to_string(), t("a"), kv("k", "v"))));
     let expires = f.now() + GET_WORK_LEASE;
     let expected = map([("child", list([child_unit("a", kv("k", "v"), "child", expires)]))]);
     same(&f.child_units("parent").await, &expected);
@@ -514,7 +523,7 @@ async fn get_child_units_multi() {
 
     let opts = map([("available_gb", int(1)), ("max_jobs", int(10))]);
     let got = f.ok("get_work", vec![t("child"), opts]).await;
-    let item = |k: &str| tuple(vec![t(SPEC), b(k), kv("k", "v")]);
+    let item = |k: &str| tuple(vec![t(SPEC), t(k), kv("k", "v")]);
     same(&got, &pair(list([item("a"), item("b")]), None));
 
     let expires = f.now() + GET_WORK_LEASE;
@@ -539,13 +548,15 @@ async fn flow_specs(f: &Fixture) {
 
 /// Finishes `first`/`u` with `output`, then runs the chained unit, which
 /// must carry `expected` data.
-async fn run_flow(f: &Fixture, output: Value, expected: Value) {
+/// Runs "u" through `first` with `output`, then expects unit `second_key`
+/// (answered in the type the output gave it) with data `expected`.
+async fn run_flow(f: &Fixture, output: Value, second_key: Value, expected: Value) {
     let mut data = f.get_specific_work("first", "u").await;
     same(&data, &kv("k", "v"));
     insert(&mut data, "output", output);
     f.finish("first", "u", Some(data)).await;
 
-    let mut data = f.get_specific_work("second", "u").await;
+    let mut data = f.get_specific_key("second", second_key).await;
     same(&data, &expected);
     insert(&mut data, "output", map([("u", kv("mode", "foo"))]));
     f.finish("second", "u", Some(data)).await;
@@ -556,33 +567,34 @@ async fn run_flow(f: &Fixture, output: Value, expected: Value) {
 async fn simple_flow() {
     let f = Fixture::new();
     flow_specs(&f).await;
-    run_flow(&f, map([("u", kv("x", "y"))]), kv("x", "y")).await;
+    run_flow(&f, map([("u", kv("x", "y"))]), t("u"), kv("x", "y")).await;
 }
 
 #[tokio::test]
 async fn simple_output() {
     let f = Fixture::new();
     flow_specs(&f).await;
-    run_flow(&f, list([t("u")]), map([])).await;
+    run_flow(&f, list([t("u")]), t("u"), map([])).await;
 }
 
 #[tokio::test]
 async fn simple_output_bytes() {
     let f = Fixture::new();
     flow_specs(&f).await;
-    run_flow(&f, list([b("u")]), map([])).await;
+    run_flow(&f, list([b("u")]), b("u"), map([])).await;
 }
 
 // ---------------------------------------------------------------------------
 // python_test.go: from test_task_master.py
 
-/// The reference spec as `get_work_spec`/`list_work_specs` return it.
+/// The reference spec as `get_work_spec`/`list_work_specs` return it: as
+/// it was sent. Go: `module` and `run_function` as bytes.
 fn spec_out() -> Value {
     map([
         ("name", t(SPEC)),
         ("min_gb", int(1)),
-        ("module", b("coordinate.tests.test_job_client")),
-        ("run_function", b("run_function")),
+        ("module", t("coordinate.tests.test_job_client")),
+        ("run_function", t("run_function")),
     ])
 }
 
@@ -635,7 +647,7 @@ async fn list_work_units() {
 
     // Units go out in key order: "foo" first.
     let (spec, k, data) = f.get_one_work().await.expect("no work");
-    assert_eq!((spec.as_str(), k.as_slice()), (SPEC, &b"foo"[..]));
+    assert_eq!((spec.as_str(), k), (SPEC, t("foo")));
     same(&data, &units[0].1);
     same(&f.work_units(SPEC, everything()).await, &unit_list(&units));
     same(&f.work_units(SPEC, available_or_pending()).await, &unit_list(&units));
@@ -859,7 +871,7 @@ async fn update_available_full() {
     f.heartbeat("child", 900, map([]), "parent").await;
 
     let got = f.get_work_as("child").await;
-    assert_eq!(got, Some((SPEC.to_string(), b"unit".to_vec(), map([]))));
+    assert_eq!(got, Some((SPEC.to_string(), t("unit"), map([]))));
     assert_eq!(f.status(SPEC, "unit").await, PENDING);
 
     // Simulate expiry by forcing the unit back to available.
@@ -895,11 +907,16 @@ async fn delayed_unit() {
 // ---------------------------------------------------------------------------
 // specs_test.go
 
+/// Go's `TestSpecByteification` turned `module` into bytes; we answer every
+/// value in the type it was sent as (a Python 3 worker imports by text).
 #[tokio::test]
-async fn spec_byteification() {
+async fn spec_values_come_back_as_sent() {
     let f = Fixture::new();
     f.set_spec(spec_data([])).await;
     same(&f.ok("get_work_spec", vec![t(SPEC)]).await, &spec_out());
+    f.set_spec(spec_data([("module", b("m")), ("run_function", b("f"))])).await;
+    let want = spec_data([("module", b("m")), ("run_function", b("f"))]);
+    same(&f.ok("get_work_spec", vec![t(SPEC)]).await, &want);
 }
 
 // ---------------------------------------------------------------------------
@@ -1075,6 +1092,6 @@ async fn leases() {
 
     // Go: a lease_time of -1 renewed for 300 s; we let the lease lapse.
     assert_eq!(f.update(SPEC, "a", map([("lease_time", int(-1))])).await, yes());
-    assert_eq!(f.get_work_as("w2").await, Some((SPEC.to_string(), b"a".to_vec(), map([]))));
+    assert_eq!(f.get_work_as("w2").await, Some((SPEC.to_string(), t("a"), map([]))));
     same(&f.status_map(SPEC, "a").await, &pending("w2", f.now() + GET_WORK_LEASE));
 }

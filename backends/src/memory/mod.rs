@@ -49,6 +49,7 @@ type Blob = Box<[u8]>;
 /// the lock is taken.
 struct Prepared {
     key: Key,
+    text_key: bool,
     data: Blob,
     priority: f64,
     delay: f64,
@@ -64,7 +65,7 @@ impl Prepared {
     fn with_buffer(u: NewUnit, buf: &mut Vec<u8>) -> Prepared {
         buf.clear();
         encode(&u.data, buf);
-        Prepared { data: Box::from(&buf[..]), key: u.key, priority: u.priority, delay: u.delay }
+        Prepared { data: Box::from(&buf[..]), key: u.key, text_key: u.text_key, priority: u.priority, delay: u.delay }
     }
 }
 
@@ -110,9 +111,15 @@ struct Unit {
     attempt: Option<Box<Attempt>>,
     /// Attempts ever made, for `max_retries`.
     attempts: u32,
+    /// The key was last added as a text string (fits in padding).
+    text_key: bool,
 }
 
 impl Unit {
+    fn unit_key(&self, key: &[u8]) -> UnitKey {
+        UnitKey::stored(key.to_vec(), self.text_key)
+    }
+
     fn effective_data(&self) -> &[u8] {
         self.attempt.as_ref().and_then(|a| a.data.as_deref()).unwrap_or(&self.data)
     }
@@ -238,11 +245,12 @@ impl Spec {
 
     /// Adds or replaces a unit (§2.2 upsert semantics).
     fn upsert(&mut self, workers: &mut Workers, unit: Prepared, now: Time) {
-        let Prepared { key, data, priority, delay } = unit;
+        let Prepared { key, text_key, data, priority, delay } = unit;
         let not_before = if delay > 0.0 { now.plus_secs(delay) } else { NO_DELAY };
         if self.units.contains_key(key.as_slice()) {
             self.change(workers, &key, move |u| {
                 let old = std::mem::replace(&mut u.data, data);
+                u.text_key = text_key;
                 u.priority = priority;
                 u.not_before = not_before;
                 match u.status {
@@ -259,7 +267,15 @@ impl Spec {
             });
         } else {
             let key: UKey = key.into();
-            let u = Unit { data, priority, not_before, status: UnitStatus::Available, attempt: None, attempts: 0 };
+            let u = Unit {
+                data,
+                priority,
+                not_before,
+                status: UnitStatus::Available,
+                attempt: None,
+                attempts: 0,
+                text_key,
+            };
             let u = Unit { status: u.idle_status(now), ..u };
             self.idx.insert(&key, &u);
             self.units.insert(key, u);
@@ -374,12 +390,12 @@ impl MemoryBackend {
             if keys.is_empty() && spec.can_start_continuous(now) {
                 let key = continuous_key(now);
                 spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
-                match spec.units.get(key.as_slice()).map(|u| u.status) {
-                    None => spec.upsert(workers, Prepared::new(NewUnit::new(key.clone(), Value::Map(vec![]))), now),
+                match spec.units.get(key.bytes.as_slice()).map(|u| u.status) {
+                    None => spec.upsert(workers, Prepared::new(NewUnit::keyed(key.clone(), Value::Map(vec![]))), now),
                     Some(UnitStatus::Available) => {}
                     Some(_) => return Vec::new(),
                 }
-                keys.push(key.into());
+                keys.push(key.bytes.into());
             }
             if keys.is_empty() {
                 return Vec::new();
@@ -408,10 +424,12 @@ impl MemoryBackend {
                         end: None,
                     }));
                     u.status = UnitStatus::Pending;
-                    Some(decode_blob(&u.data))
+                    Some((u.text_key, decode_blob(&u.data)))
                 });
                 match grant.flatten() {
-                    Some(data) => grants.push(WorkGrant { spec: name.clone(), key: k.to_vec(), data }),
+                    Some((text, data)) => {
+                        grants.push(WorkGrant { spec: name.clone(), key: UnitKey::stored(k.to_vec(), text), data })
+                    }
                     None => failed_any = true,
                 }
             }
@@ -568,11 +586,11 @@ impl Coordinate for MemoryBackend {
         }
     }
 
-    async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(Key, Value)>> {
+    async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
         let now = self.clock.now();
         let mut st = self.state.lock();
         let (spec, _) = st.spec(name, now)?;
-        let pick = |(k, u): (&UKey, &Unit)| (k.to_vec(), decode_blob(u.effective_data()));
+        let pick = |(k, u): (&UKey, &Unit)| (u.unit_key(k), decode_blob(u.effective_data()));
         Ok(match q.keys {
             Some(mut keys) => {
                 keys.sort();
@@ -770,7 +788,7 @@ impl Coordinate for MemoryBackend {
                     let Some(a) = &u.attempt else { continue };
                     units.push(ChildUnit {
                         spec: spec_name.to_string(),
-                        key: key.to_vec(),
+                        key: u.unit_key(key),
                         data: decode_blob(u.effective_data()),
                         worker_id: a.worker.to_string(),
                         expires: a.expiration,

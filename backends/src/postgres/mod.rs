@@ -30,7 +30,7 @@
 //! the pool drops broken connections and opens new ones, so the daemon
 //! serves again as soon as the database is back.
 
-mod schema;
+pub mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -370,21 +370,38 @@ async fn counts<G: GenericClient>(tx: &G, spec: i64) -> R<BTreeMap<UnitStatus, u
         .collect())
 }
 
+/// A unit claimed by `get_work`: `RETURNING key, data, priority, attempts,
+/// key_text`.
+struct ClaimRow {
+    key: UnitKey,
+    data: Vec<u8>,
+    priority: f64,
+    attempts: i32,
+}
+
+impl ClaimRow {
+    fn of(r: &tokio_postgres::Row) -> ClaimRow {
+        ClaimRow { key: UnitKey::stored(r.get(0), r.get(4)), data: r.get(1), priority: r.get(2), attempts: r.get(3) }
+    }
+}
+
 /// Adds or replaces units (§2.2 upsert semantics) in one statement.
 async fn upsert_units(tx: &Transaction<'_>, spec: i64, units: Vec<NewUnit>, now: Time) -> R<()> {
     let units = dedup_units(units);
     for chunk in units.chunks(5000) {
         let keys: Vec<&[u8]> = chunk.iter().map(|u| u.key.as_slice()).collect();
+        let texts: Vec<bool> = chunk.iter().map(|u| u.text_key).collect();
         let datas: Vec<Vec<u8>> = chunk.iter().map(|u| enc(&u.data)).collect();
         let prios: Vec<f64> = chunk.iter().map(|u| u.priority).collect();
         let nbs: Vec<Option<i64>> = chunk.iter().map(|u| (u.delay > 0.0).then(|| now.plus_secs(u.delay).0)).collect();
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO work_unit (spec_id, key, data, priority, not_before, status)
-                 SELECT $1, k, d, p, nb, CASE WHEN nb > $6 THEN 4 ELSE 0 END
-                 FROM unnest($2::bytea[], $3::bytea[], $4::float8[], $5::int8[]) AS t(k, d, p, nb)
+                "INSERT INTO work_unit (spec_id, key, data, priority, not_before, status, key_text)
+                 SELECT $1, k, d, p, nb, CASE WHEN nb > $6 THEN 4 ELSE 0 END, kt
+                 FROM unnest($2::bytea[], $3::bytea[], $4::float8[], $5::int8[], $7::bool[]) AS t(k, d, p, nb, kt)
                  ON CONFLICT (spec_id, key) DO UPDATE SET
                     data = EXCLUDED.data,
+                    key_text = EXCLUDED.key_text,
                     priority = EXCLUDED.priority,
                     not_before = EXCLUDED.not_before,
                     attempt_data = CASE WHEN work_unit.status = 1 THEN coalesce(work_unit.attempt_data, work_unit.data) END,
@@ -395,7 +412,7 @@ async fn upsert_units(tx: &Transaction<'_>, spec: i64, units: Vec<NewUnit>, now:
                                   WHEN EXCLUDED.not_before > $6 THEN 4::smallint ELSE 0::smallint END",
             )
             .await?;
-        tx.execute(&stmt, &[&spec, &keys, &datas, &prios, &nbs, &now.0]).await?;
+        tx.execute(&stmt, &[&spec, &keys, &datas, &prios, &nbs, &now.0, &texts]).await?;
     }
     Ok(())
 }
@@ -489,15 +506,11 @@ impl PostgresBackend {
                      UPDATE work_unit u SET status = 1, worker = $3, attempt_data = NULL, lease_expires = $4,
                             ended = NULL, attempts = u.attempts + 1
                      WHERE u.spec_id = $1 AND u.key = ANY (ARRAY (SELECT key FROM picked))
-                     RETURNING u.key, u.data, u.priority, u.attempts",
+                     RETURNING u.key, u.data, u.priority, u.attempts, u.key_text",
                 )
                 .await?;
-            let mut rows: Vec<(Vec<u8>, Vec<u8>, f64, i32)> = tx
-                .query(&claim, &[&spec.id, &n, &worker, &lease])
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect();
+            let mut rows: Vec<ClaimRow> =
+                tx.query(&claim, &[&spec.id, &n, &worker, &lease]).await?.iter().map(ClaimRow::of).collect();
             if rows.is_empty() && *continuous_ok {
                 let gate = tx
                     .prepare_cached(
@@ -507,27 +520,28 @@ impl PostgresBackend {
                     .await?;
                 let next = now.plus_secs(m.interval).0;
                 if tx.query_opt(&gate, &[&spec.id, &next, &now.0]).await?.is_some() {
-                    let key = continuous_key(now);
+                    let key = continuous_key(now).bytes;
                     let empty = enc(&Value::Map(vec![]));
                     let ins = tx
                         .prepare_cached(
-                            "INSERT INTO work_unit (spec_id, key, data, priority, status, worker, lease_expires, attempts)
-                             VALUES ($1, $2, $3, 0, 1, $4, $5, 1) ON CONFLICT DO NOTHING RETURNING key, data, priority, attempts",
+                            "INSERT INTO work_unit (spec_id, key, data, priority, status, worker, lease_expires, attempts, key_text)
+                             VALUES ($1, $2, $3, 0, 1, $4, $5, 1, true) ON CONFLICT DO NOTHING
+                             RETURNING key, data, priority, attempts, key_text",
                         )
                         .await?;
                     if let Some(r) = tx.query_opt(&ins, &[&spec.id, &key, &empty, &worker, &lease]).await? {
-                        rows.push((r.get(0), r.get(1), r.get(2), r.get(3)));
+                        rows.push(ClaimRow::of(&r));
                     }
                 }
             }
-            rows.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+            rows.sort_by(|a, b| b.priority.total_cmp(&a.priority).then_with(|| a.key.cmp(&b.key)));
             let mut failed = Vec::new();
             let mut grants = Vec::with_capacity(rows.len());
-            for (key, data, _, attempts) in rows {
-                if m.max_retries > 0 && attempts as i64 > m.max_retries {
-                    failed.push(key);
+            for r in rows {
+                if m.max_retries > 0 && r.attempts as i64 > m.max_retries {
+                    failed.push(r.key.bytes);
                 } else {
-                    grants.push(WorkGrant { spec: spec.name.clone(), key, data: dec(&data) });
+                    grants.push(WorkGrant { spec: spec.name.clone(), key: r.key, data: dec(&r.data) });
                 }
             }
             if !failed.is_empty() {
@@ -748,7 +762,7 @@ impl Coordinate for PostgresBackend {
         })
     }
 
-    async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(Key, Value)>> {
+    async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
         let now = self.clock.now();
         let q = &q;
         without_tx!(self, tx => {
@@ -757,7 +771,7 @@ impl Coordinate for PostgresBackend {
             let rows = match &q.keys {
                 Some(keys) => {
                     let stmt = tx
-                        .prepare_cached("SELECT key, coalesce(attempt_data, data) FROM work_unit WHERE spec_id = $1 AND key = ANY($2) ORDER BY key")
+                        .prepare_cached("SELECT key, coalesce(attempt_data, data), key_text FROM work_unit WHERE spec_id = $1 AND key = ANY($2) ORDER BY key")
                         .await?;
                     tx.query(&stmt, &[&spec.id, keys]).await?
                 }
@@ -765,7 +779,7 @@ impl Coordinate for PostgresBackend {
                     let states: Option<Vec<i16>> = q.states.as_ref().map(|s| s.iter().map(|&s| code_of(s)).collect());
                     let stmt = tx
                         .prepare_cached(
-                            "SELECT key, coalesce(attempt_data, data) FROM work_unit
+                            "SELECT key, coalesce(attempt_data, data), key_text FROM work_unit
                              WHERE spec_id = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::int2[] IS NULL OR status = ANY($3))
                              ORDER BY key LIMIT $4",
                         )
@@ -773,7 +787,7 @@ impl Coordinate for PostgresBackend {
                     tx.query(&stmt, &[&spec.id, &q.start, &states, &(q.limit as i64)]).await?
                 }
             };
-            Ok(rows.iter().map(|r| (r.get::<_, Vec<u8>>(0), dec(r.get(1)))).collect())
+            Ok(rows.iter().map(|r| (UnitKey::stored(r.get(0), r.get(2)), dec(r.get(1)))).collect())
         })
     }
 
@@ -1019,7 +1033,7 @@ impl Coordinate for PostgresBackend {
             let names: Vec<&String> = out.keys().collect();
             let stmt = tx
                 .prepare_cached(
-                    "SELECT u.worker, s.name, u.key, coalesce(u.attempt_data, u.data), u.lease_expires
+                    "SELECT u.worker, s.name, u.key, coalesce(u.attempt_data, u.data), u.lease_expires, u.key_text
                      FROM work_unit u JOIN work_spec s ON s.id = u.spec_id
                      WHERE u.status = 1 AND u.worker = ANY($1) ORDER BY s.name, u.key",
                 )
@@ -1029,7 +1043,7 @@ impl Coordinate for PostgresBackend {
                 let w: String = r.get(0);
                 let unit = ChildUnit {
                     spec: r.get(1),
-                    key: r.get(2),
+                    key: UnitKey::stored(r.get(2), r.get(5)),
                     data: dec(r.get(3)),
                     worker_id: w.clone(),
                     expires: Time(r.get::<_, Option<i64>>(4).unwrap_or_default()),

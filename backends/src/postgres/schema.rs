@@ -28,7 +28,8 @@ pub const FINISHED: i16 = 2;
 pub const FAILED: i16 = 3;
 pub const DELAYED: i16 = 4;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE work_spec (
     id BIGSERIAL PRIMARY KEY,
     name TEXT COLLATE "C" NOT NULL UNIQUE,
@@ -117,13 +118,25 @@ CREATE TABLE worker (
     last_update BIGINT
 );
 CREATE INDEX worker_parent ON worker (parent);
-"#];
+"#,
+    // 2: keys are answered in the string type they were added with. Rows
+    // from version 1 were answered as bytes and keep that answer.
+    r#"
+ALTER TABLE work_unit ADD COLUMN key_text BOOLEAN NOT NULL DEFAULT false;
+"#,
+];
 
 /// Advisory lock key serialising migrations ("coordmig").
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646d_6967;
 
 /// Brings the schema up to date.
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    migrate_to(client, latest_version()).await
+}
+
+/// Applies the migrations up to version `target` (tests build an older
+/// schema with it to check that upgrades keep existing rows).
+pub async fn migrate_to(client: &mut Client, target: i32) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
@@ -136,7 +149,7 @@ pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
     let have: i32 = row.get(0);
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i32 + 1;
-        if version <= have {
+        if version <= have || version > target {
             continue;
         }
         tx.batch_execute(sql).await?;
