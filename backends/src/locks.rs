@@ -3,100 +3,44 @@
 //!
 //! One tree per daemon process, shared by all clients, not persisted (as in
 //! go-coordinate). A key path is a list of labels (any CBOR values,
-//! compared by exact equality, so `b"a"` ≠ `"a"`); a path can be locked
-//! only if no prefix and no extension of it is locked. Locks are not
+//! compared by exact CBOR equality, so `b"a"` ≠ `"a"`); a path can be
+//! locked only if no prefix and no extension of it is locked. Locks are not
 //! re-entrant. Every operation first drops locks whose deadline has passed
 //! and prunes unlocked leaves, so the tree never grows beyond the live
 //! locks.
+//!
+//! All clients share one mutex, so no call may hold it for long or take
+//! the daemon down: [`LockLimits`] bounds what one call may ask for (checked
+//! and encoded before the mutex is taken), the tree is an arena walked by
+//! loops (no recursion however deep a path is), children are hashed by
+//! label and expiry visits only expired locks, so a call costs
+//! O(labels in it + locks it expires).
+
+mod keys;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::clock::Time;
 use cborrpc::Value;
+pub use keys::LockLimits;
+use keys::{label_key, Keys};
+use tree::Tree;
 
-#[derive(Debug, Default)]
-struct Node {
-    label: Option<Value>,
-    owner: String,
-    deadline: Option<Time>,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn locked(&self) -> bool {
-        self.deadline.is_some()
-    }
-
-    fn child(&self, label: &Value) -> Option<&Node> {
-        self.children.iter().find(|c| c.label.as_ref() == Some(label))
-    }
-
-    fn child_mut(&mut self, label: &Value) -> Option<&mut Node> {
-        self.children.iter_mut().find(|c| c.label.as_ref() == Some(label))
-    }
-
-    fn find(&self, path: &[Value]) -> Option<&Node> {
-        path.iter().try_fold(self, |n, l| n.child(l))
-    }
-
-    fn find_mut(&mut self, path: &[Value]) -> Option<&mut Node> {
-        path.iter().try_fold(self, |n, l| n.child_mut(l))
-    }
-
-    /// Unlocks expired nodes and removes unlocked leaves, bottom-up.
-    fn expire(&mut self, now: Time) {
-        if matches!(self.deadline, Some(d) if d < now) {
-            self.deadline = None;
-            self.owner.clear();
-        }
-        self.children.retain_mut(|c| {
-            c.expire(now);
-            c.locked() || !c.children.is_empty()
-        });
-    }
-
-    /// Checks that `owner` holds every path; otherwise names the first that
-    /// it does not (`unheld` is the message for a path nobody holds).
-    fn check_held(&self, owner: &str, paths: &[Vec<Value>], unheld: &str) -> Result<(), String> {
-        for p in paths {
-            match self.find(p) {
-                Some(n) if n.locked() && n.owner == owner => {}
-                Some(n) if n.locked() => return Err(format!("{} is held by {}", format_path(p), n.owner)),
-                _ => return Err(format!("{} {unheld}", format_path(p))),
-            }
-        }
-        Ok(())
-    }
-
-    fn lockable(&self, path: &[Value]) -> bool {
-        let mut node = self;
-        for label in path {
-            if node.locked() {
-                return false;
-            }
-            match node.child(label) {
-                None => return true,
-                Some(c) => node = c,
-            }
-        }
-        !node.locked() && node.children.is_empty()
-    }
-
-    fn lock(&mut self, path: &[Value], owner: &str, deadline: Time) {
-        let mut node = self;
-        for label in path {
-            let idx = match node.children.iter().position(|c| c.label.as_ref() == Some(label)) {
-                Some(i) => i,
-                None => {
-                    node.children.push(Node { label: Some(label.clone()), ..Node::default() });
-                    node.children.len() - 1
-                }
-            };
-            node = &mut node.children[idx];
-        }
-        node.owner = owner.to_owned();
-        node.deadline = Some(deadline);
-    }
+/// One held lock, as listed by [`LockTree::held_locks`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldLock {
+    /// The locked key path.
+    pub path: Vec<Value>,
+    /// The locker id holding it.
+    pub owner: String,
+    /// When it expires.
+    pub deadline: Time,
 }
 
 /// Formats a path as Go's `%v` would: `[foo bar]`.
@@ -126,152 +70,180 @@ fn deadline(now: Time, timeout: f64) -> Time {
 /// The daemon's lock tree.
 #[derive(Debug, Default)]
 pub struct LockTree {
-    root: Mutex<Node>,
+    limits: LockLimits,
+    tree: Mutex<Tree>,
 }
 
 impl LockTree {
-    /// An empty tree.
+    /// An empty tree with the default limits.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Locks every path or none: `Err` names the first unlockable one.
+    /// An empty tree with the given limits.
+    pub fn with_limits(limits: LockLimits) -> Self {
+        LockTree { limits, tree: Mutex::default() }
+    }
+
+    /// The limits every call is checked against.
+    pub fn limits(&self) -> &LockLimits {
+        &self.limits
+    }
+
+    /// Locks every path or none: `Err` names the first unlockable one, or
+    /// the limit the call exceeds.
     pub fn lock(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        let mut root = self.root.lock();
-        root.expire(now);
-        if let Some(p) = paths.iter().find(|p| !root.lockable(p)) {
-            return Err(format!("{} is not lockable", format_path(p)));
+        self.limits.check_owner(owner)?;
+        let keys = Keys::encode(&self.limits, paths)?;
+        let owner: Arc<str> = owner.into();
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        if let Some(i) = (0..keys.len()).find(|&i| !tree.lockable(keys.path(i))) {
+            return Err(format!("{} is not lockable", format_path(&paths[i])));
         }
         let d = deadline(now, timeout);
-        for p in paths {
-            root.lock(p, owner, d);
+        for i in 0..keys.len() {
+            tree.lock(keys.path(i), &owner, d);
         }
         Ok(())
     }
 
     /// Locks every lockable path, in order; returns each path locked, or
-    /// `None` where it was not.
+    /// `None` where it was not. A call over a limit locks nothing.
     pub fn locksome(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Vec<Option<Vec<Value>>> {
-        let mut root = self.root.lock();
-        root.expire(now);
+        self.try_locksome(now, owner, timeout, paths).unwrap_or_else(|_| vec![None; paths.len()])
+    }
+
+    /// [`locksome`](Self::locksome), or `Err` naming the limit the call
+    /// exceeds (then nothing is locked).
+    pub fn try_locksome(
+        &self,
+        now: Time,
+        owner: &str,
+        timeout: f64,
+        paths: &[Vec<Value>],
+    ) -> Result<Vec<Option<Vec<Value>>>, String> {
+        self.limits.check_owner(owner)?;
+        let keys = Keys::encode(&self.limits, paths)?;
+        let owner: Arc<str> = owner.into();
+        let mut tree = self.tree.lock();
+        tree.expire(now);
         let d = deadline(now, timeout);
-        paths
-            .iter()
-            .map(|p| {
-                if root.lockable(p) {
-                    root.lock(p, owner, d);
-                    Some(p.clone())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        let got = (0..keys.len()).map(|i| {
+            if tree.lockable(keys.path(i)) {
+                tree.lock(keys.path(i), &owner, d);
+                Some(i)
+            } else {
+                None
+            }
+        });
+        let got: Vec<Option<usize>> = got.collect();
+        drop(tree);
+        Ok(got.into_iter().map(|i| i.map(|i| paths[i].clone())).collect())
     }
 
     /// Extends locks that `owner` holds on every path, or none of them.
     pub fn renew(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        let mut root = self.root.lock();
-        root.expire(now);
-        root.check_held(owner, paths, "is held by None")?;
+        let keys = Keys::encode(&self.limits, paths)?;
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        check_held(&tree, &keys, paths, owner, "is held by None")?;
         let d = deadline(now, timeout);
-        for p in paths {
-            if let Some(n) = root.find_mut(p) {
-                n.deadline = Some(d);
+        for i in 0..keys.len() {
+            if let Some(id) = tree.find(keys.path(i)) {
+                tree.renew(id, d);
             }
         }
         Ok(())
     }
 
-    /// The owner of each path, `None` where it is not locked.
+    /// The owner of each path, `None` where it is not locked. A call over
+    /// a limit answers `None` throughout: prefer [`try_readlock`](Self::try_readlock).
     pub fn readlock(&self, now: Time, paths: &[Vec<Value>]) -> Vec<Option<String>> {
-        let mut root = self.root.lock();
-        root.expire(now);
-        paths.iter().map(|p| root.find(p).filter(|n| n.locked()).map(|n| n.owner.clone())).collect()
+        self.try_readlock(now, paths).unwrap_or_else(|_| vec![None; paths.len()])
+    }
+
+    /// The owner of each path, or `Err` naming the limit the call exceeds,
+    /// including the total bytes of owners in the reply.
+    pub fn try_readlock(&self, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
+        let keys = Keys::encode(&self.limits, paths)?;
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        let owners: Vec<Option<Arc<str>>> =
+            (0..keys.len()).map(|i| tree.held(keys.path(i)).map(|h| h.owner.clone())).collect();
+        drop(tree);
+        let total: usize = owners.iter().flatten().map(|o| o.len()).sum();
+        if total > self.limits.max_reply_bytes {
+            return Err(format!(
+                "readlock reply would carry {total} bytes of locker ids, more than the limit of {} \
+                 (max_reply_bytes); ask for fewer key paths",
+                self.limits.max_reply_bytes
+            ));
+        }
+        Ok(owners.into_iter().map(|o| o.map(|o| o.to_string())).collect())
     }
 
     /// Unlocks every path if `owner` holds them all; otherwise nothing.
     pub fn unlock(&self, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
-        let mut root = self.root.lock();
-        root.expire(now);
-        root.check_held(owner, paths, "is not held")?;
-        for p in paths {
-            if let Some(n) = root.find_mut(p) {
-                n.deadline = None;
-                n.owner.clear();
+        let keys = Keys::encode(&self.limits, paths)?;
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        check_held(&tree, &keys, paths, owner, "is not held")?;
+        for i in 0..keys.len() {
+            // Found again: unlocking an earlier path may have pruned nodes.
+            if let Some(id) = tree.find(keys.path(i)) {
+                tree.unlock(id);
             }
         }
-        root.expire(now);
         Ok(())
     }
 
     /// Removes the root's child labelled `prefix` and everything under it.
     pub fn delete_namespace(&self, now: Time, prefix: &Value) {
-        let mut root = self.root.lock();
-        root.expire(now);
-        root.children.retain(|c| c.label.as_ref() != Some(prefix));
+        let key = label_key(&self.limits, prefix);
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        if let Some(key) = key {
+            tree.remove_root_child(&key);
+        }
+    }
+
+    /// Every lock held at `now`, soonest deadline first: what a durable
+    /// backend would persist.
+    pub fn held_locks(&self, now: Time) -> Vec<HeldLock> {
+        let mut tree = self.tree.lock();
+        tree.expire(now);
+        let held: Vec<(Vec<Vec<u8>>, Arc<str>, Time)> = tree
+            .all_held()
+            .map(|(keys, h)| (keys.into_iter().map(<[u8]>::to_vec).collect(), h.owner.clone(), h.deadline))
+            .collect();
+        drop(tree);
+        held.into_iter()
+            .map(|(keys, owner, deadline)| HeldLock {
+                // Keys are our own encodings of decoded values: they decode.
+                path: keys.iter().map(|k| cborrpc::encode::decode(k).unwrap_or(Value::Null)).collect(),
+                owner: owner.to_string(),
+                deadline,
+            })
+            .collect()
+    }
+
+    /// Nodes in the tree, the root included, as the last call left it (1
+    /// when nothing was locked).
+    pub fn node_count(&self) -> usize {
+        self.tree.lock().node_count()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cborrpc::value::{bytes, text};
-
-    fn p(labels: &[&str]) -> Vec<Value> {
-        labels.iter().map(|l| text(*l)).collect()
+/// Checks that `owner` holds every path; otherwise names the first that it
+/// does not (`unheld` is the message for a path nobody holds).
+fn check_held(tree: &Tree, keys: &Keys, paths: &[Vec<Value>], owner: &str, unheld: &str) -> Result<(), String> {
+    for (i, p) in paths.iter().enumerate() {
+        match tree.held(keys.path(i)) {
+            Some(h) if &*h.owner == owner => {}
+            Some(h) => return Err(format!("{} is held by {}", format_path(p), h.owner)),
+            None => return Err(format!("{} {unheld}", format_path(p))),
+        }
     }
-    const NOW: Time = Time(1_000_000_000_000);
-
-    #[test]
-    fn prefixes_and_extensions_conflict() {
-        let t = LockTree::new();
-        t.lock(NOW, "a", 10.0, &[p(&["usr", "bin"])]).unwrap();
-        assert!(t.lock(NOW, "b", 10.0, &[p(&["usr"])]).is_err());
-        assert!(t.lock(NOW, "b", 10.0, &[p(&["usr", "bin", "ls"])]).is_err());
-        assert!(t.lock(NOW, "a", 10.0, &[p(&["usr", "bin"])]).is_err(), "not re-entrant");
-        t.lock(NOW, "b", 10.0, &[p(&["usr", "share"])]).unwrap();
-        assert_eq!(
-            t.readlock(NOW, &[p(&["usr", "bin"]), p(&["usr", "share"]), p(&["usr"])]),
-            vec![Some("a".into()), Some("b".into()), None]
-        );
-        assert!(t.lock(NOW, "c", 10.0, &[vec![]]).is_err(), "the root covers everything");
-    }
-
-    #[test]
-    fn lock_is_all_or_nothing_and_locksome_is_not() {
-        let t = LockTree::new();
-        t.lock(NOW, "a", 10.0, &[p(&["x"])]).unwrap();
-        assert_eq!(t.lock(NOW, "b", 10.0, &[p(&["y"]), p(&["x"])]), Err("[x] is not lockable".into()));
-        assert_eq!(t.readlock(NOW, &[p(&["y"])]), vec![None]);
-        assert_eq!(t.locksome(NOW, "b", 10.0, &[p(&["y"]), p(&["x"])]), vec![Some(p(&["y"])), None]);
-    }
-
-    #[test]
-    fn expiry_renew_and_unlock() {
-        let t = LockTree::new();
-        t.lock(NOW, "a", 10.0, &[p(&["x"])]).unwrap();
-        assert_eq!(t.renew(NOW, "b", 10.0, &[p(&["x"])]), Err("[x] is held by a".into()));
-        assert_eq!(t.renew(NOW, "a", 10.0, &[p(&["z"])]), Err("[z] is held by None".into()));
-        t.renew(NOW.plus_secs(5.0), "a", 10.0, &[p(&["x"])]).unwrap();
-        assert_eq!(t.readlock(NOW.plus_secs(14.0), &[p(&["x"])]), vec![Some("a".into())]);
-        assert_eq!(t.readlock(NOW.plus_secs(16.0), &[p(&["x"])]), vec![None]);
-        t.lock(NOW, "a", 10.0, &[p(&["q"])]).unwrap();
-        assert_eq!(t.unlock(NOW, "b", &[p(&["q"])]), Err("[q] is held by a".into()));
-        assert_eq!(t.unlock(NOW, "a", &[p(&["r"])]), Err("[r] is not held".into()));
-        t.unlock(NOW, "a", &[p(&["q"])]).unwrap();
-        t.lock(NOW, "b", 10.0, &[vec![]]).unwrap();
-    }
-
-    #[test]
-    fn labels_compare_exactly_and_namespaces_delete() {
-        let t = LockTree::new();
-        t.lock(NOW, "a", 10.0, &[vec![bytes(&b"ns"[..]), text("k")]]).unwrap();
-        t.lock(NOW, "a", 10.0, &[vec![text("ns"), text("k")]]).unwrap();
-        t.delete_namespace(NOW, &text("ns"));
-        assert_eq!(
-            t.readlock(NOW, &[vec![text("ns"), text("k")], vec![bytes(&b"ns"[..]), text("k")]]),
-            vec![None, Some("a".into())]
-        );
-        assert_eq!(format_path(&[bytes(&b"foo"[..])]), "[[102 111 111]]");
-    }
+    Ok(())
 }
