@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let opts =
         GetWork { max_jobs: 1, work_spec_names: vec![SPEC.into()], lease_secs: 900.0, runtimes: vec![String::new()] };
-    let finish = UnitUpdate { status: Some(UnitStatus::Finished), lease_secs: None, data: None, worker_id: None };
+    let finish = UnitUpdate::new(Some(UnitStatus::Finished), 300.0);
     for n in [10_000u64, 100_000, 1_000_000] {
         let backend = MemoryBackend::default();
         rt.block_on(backend.set_work_spec(vec![(text("name"), text(SPEC)), (text("min_gb"), Value::Float(0.1))]))

@@ -63,8 +63,8 @@ impl UnitKey {
     }
 }
 
-/// A work spec's data: the CBOR map entries as the client sent them
-/// (top-level byte strings turned into text).
+/// A work spec's data: the CBOR map entries as the client sent them (map
+/// keys turned into text, values as sent).
 pub type SpecData = Vec<(Value, Value)>;
 
 /// Errors reported by backends.
@@ -75,8 +75,11 @@ pub enum Error {
     /// The named work unit does not exist.
     NoSuchWorkUnit(Key),
     /// A request that cannot be carried out as given (bad spec data, a
-    /// forbidden transition, a malformed unit item...).
+    /// malformed unit item...).
     Invalid(String),
+    /// A request that is well-formed but conflicts with the current state
+    /// (a transition the unit's status forbids).
+    Conflict(String),
     /// The storage failed (lost database connection...); nothing was
     /// changed and the client may retry.
     Backend(String),
@@ -87,7 +90,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::NoSuchWorkSpec(name) => write!(f, "No such work spec {name}"),
             Error::NoSuchWorkUnit(key) => write!(f, "No such work unit {}", quote_key(key)),
-            Error::Invalid(msg) => f.write_str(msg),
+            Error::Invalid(msg) | Error::Conflict(msg) => f.write_str(msg),
             Error::Backend(msg) => write!(f, "backend error: {msg}"),
         }
     }
@@ -134,39 +137,9 @@ pub enum UnitStatus {
 }
 
 impl UnitStatus {
-    /// All statuses, in wire order.
+    /// All statuses. (Their Python wire codes are the jobserver's business.)
     pub const ALL: [UnitStatus; 5] =
         [UnitStatus::Available, UnitStatus::Pending, UnitStatus::Finished, UnitStatus::Failed, UnitStatus::Delayed];
-
-    /// The code reported by `get_work_unit_status` (delayed reads as 1).
-    pub fn wire(self) -> i64 {
-        match self {
-            UnitStatus::Available | UnitStatus::Delayed => 1,
-            UnitStatus::Pending => 3,
-            UnitStatus::Finished => 4,
-            UnitStatus::Failed => 5,
-        }
-    }
-
-    /// The key used by `count_work_units` (delayed is 0, as in Go).
-    pub fn count_key(self) -> i64 {
-        match self {
-            UnitStatus::Delayed => 0,
-            other => other.wire(),
-        }
-    }
-
-    /// The status named by a wire code in a query (1, 3, 4, 5); 2
-    /// (BLOCKED) and unknown codes are refused.
-    pub fn from_wire(code: i64) -> Result<UnitStatus> {
-        match code {
-            1 => Ok(UnitStatus::Available),
-            3 => Ok(UnitStatus::Pending),
-            4 => Ok(UnitStatus::Finished),
-            5 => Ok(UnitStatus::Failed),
-            _ => invalid("invalid work unit status"),
-        }
-    }
 
     /// A lower-case name, for logs and metrics.
     pub fn name(self) -> &'static str {
@@ -534,7 +507,8 @@ pub struct ArchivePolicy {
     pub keep: Option<u64>,
 }
 
-/// Options of `get_work`.
+/// Options of `get_work`. There is no default lease: the protocol layer
+/// chooses it (the Python client's defaults live in the jobserver).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GetWork {
     /// Hand out at most this many units (at least 1).
@@ -547,9 +521,19 @@ pub struct GetWork {
     pub runtimes: Vec<String>,
 }
 
-impl Default for GetWork {
-    fn default() -> Self {
-        GetWork { max_jobs: 1, work_spec_names: Vec::new(), lease_secs: 900.0, runtimes: vec![String::new()] }
+impl UnitUpdate {
+    /// An update to `status` (`None`: keep it) with a lease of
+    /// `lease_secs`, no data and no worker.
+    pub fn new(status: Option<UnitStatus>, lease_secs: f64) -> UnitUpdate {
+        UnitUpdate { status, lease_secs, data: None, worker_id: None }
+    }
+}
+
+impl GetWork {
+    /// Up to `max_jobs` units from any Python-runtime spec, leased for
+    /// `lease_secs`.
+    pub fn new(max_jobs: usize, lease_secs: f64) -> GetWork {
+        GetWork { max_jobs, work_spec_names: Vec::new(), lease_secs, runtimes: vec![String::new()] }
     }
 }
 
@@ -565,12 +549,13 @@ pub struct WorkGrant {
 }
 
 /// What `update_work_unit` asks for.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnitUpdate {
     /// New status: Available (retry), Pending (renew), Finished, Failed.
     pub status: Option<UnitStatus>,
-    /// New lease length in seconds from now (≤ 0 releases the lease).
-    pub lease_secs: Option<f64>,
+    /// Lease length in seconds from now, for an attempt this update renews
+    /// or creates (≤ 0 lets the lease lapse at once).
+    pub lease_secs: f64,
     /// New data.
     pub data: Option<Value>,
     /// The worker, used when an attempt must be created.
@@ -665,8 +650,10 @@ pub fn plan_update(current: UnitStatus, requested: Option<UnitStatus>) -> Result
         (Finished, None | Some(Finished) | Some(Failed)) | (Failed, None | Some(Failed)) => UpdatePlan::Nothing,
         (Finished | Failed, Some(Available | Delayed)) => UpdatePlan::Retry,
         (Failed, Some(Finished)) => UpdatePlan::LateFinish,
-        (Finished, Some(Pending)) => return invalid("update_work_unit cannot change finished unit"),
-        (Failed, Some(Pending)) => return invalid("update_work_unit cannot change failed unit"),
+        (Finished, Some(Pending)) => {
+            return Err(Error::Conflict("update_work_unit cannot change finished unit".into()))
+        }
+        (Failed, Some(Pending)) => return Err(Error::Conflict("update_work_unit cannot change failed unit".into())),
         (Available | Delayed, _) => unreachable!("idle units are planned above"),
     };
     Ok((force, plan))
@@ -744,7 +731,7 @@ mod tests {
         let (name, meta) = prepare_spec(&mut data).unwrap();
         assert_eq!(name, "s");
         assert_eq!(meta.weight, 15);
-        assert_eq!(data[0], (text("name"), text("s")));
+        assert_eq!(data[0], (text("name"), bytes(&b"s"[..])), "map keys become text, values keep their type");
         let mut data = vec![(text("name"), text("s")), (text("nice"), int(40))];
         assert_eq!(prepare_spec(&mut data).unwrap().1.weight, 1);
         let mut data = vec![(text("name"), text("s")), (text("weight"), text("x"))];

@@ -59,6 +59,7 @@
 //!   missing trailing optional parameters read as null.
 
 pub mod params;
+pub mod wire;
 
 use std::collections::BTreeMap;
 
@@ -141,7 +142,11 @@ fn states(v: &Value) -> ParamResult<Option<Vec<UnitStatus>>> {
     if codes.contains(&0) {
         return Ok(None);
     }
-    codes.into_iter().map(|c| UnitStatus::from_wire(c).map_err(err)).collect::<ParamResult<_>>().map(Some)
+    codes
+        .into_iter()
+        .map(|c| wire::status_of_code(c).ok_or_else(|| "invalid work unit status".to_string()))
+        .collect::<ParamResult<_>>()
+        .map(Some)
 }
 
 impl<C: Coordinate> JobServer<C> {
@@ -274,7 +279,7 @@ impl<C: Coordinate> JobServer<C> {
                 in_band(b.count_work_units(&name).await, Value::Null, |counts| {
                     let mut by_key: BTreeMap<i64, u64> = BTreeMap::new();
                     for (s, n) in counts {
-                        *by_key.entry(s.count_key()).or_default() += n;
+                        *by_key.entry(wire::count_code(s)).or_default() += n;
                     }
                     Value::Map(by_key.into_iter().map(|(k, n)| (int(k), int(n as i64))).collect())
                 })
@@ -285,7 +290,7 @@ impl<C: Coordinate> JobServer<C> {
                 let o = Options::new(ps.take(1), "options")?;
                 let state = match o.opt("state", integer)? {
                     None | Some(0) => None,
-                    Some(code) => Some(UnitStatus::from_wire(code).map_err(err)?),
+                    Some(code) => Some(wire::status_of_code(code).ok_or("invalid work unit status")?),
                 };
                 let query = if o.opt("all", boolean)? == Some(true) {
                     DelQuery::All
@@ -359,7 +364,10 @@ impl<C: Coordinate> JobServer<C> {
                 };
                 let update = UnitUpdate {
                     status,
-                    lease_secs: o.opt("lease_time", number)?.map(|l| l.min(MAX_LEASE)),
+                    lease_secs: o
+                        .opt("lease_time", number)?
+                        .map(|l| l.min(MAX_LEASE))
+                        .unwrap_or(wire::DEFAULT_UPDATE_LEASE),
                     data,
                     worker_id: o.opt("worker_id", string)?,
                 };
@@ -486,7 +494,7 @@ impl<C: Coordinate> JobServer<C> {
 }
 
 fn status_out(i: UnitStatusInfo) -> Value {
-    let mut m = vec![(text("status"), int(i.status.wire()))];
+    let mut m = vec![(text("status"), int(wire::status_code(i.status)))];
     if let Some(w) = i.worker_id {
         m.push((text("worker_id"), text(w)));
     }

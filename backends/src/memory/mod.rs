@@ -77,9 +77,6 @@ const ADD_CHUNK: usize = 128;
 /// rather than an `Option` to keep units small).
 const NO_DELAY: Time = Time(i64::MIN);
 
-/// Default lease of an attempt created by `update_work_unit`.
-const DEFAULT_UPDATE_LEASE: f64 = 300.0;
-
 /// Sort key for descending priority: the IEEE total order, reversed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Prio(std::cmp::Reverse<i64>);
@@ -454,7 +451,7 @@ fn update_locked(
     let status = spec.units.get(key).map(|u| u.status).ok_or_else(|| Error::NoSuchWorkUnit(key.to_vec()))?;
     let (force, plan) = plan_update(status, upd.status)?;
     let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());
-    let lease = now.plus_secs(upd.lease_secs.unwrap_or(DEFAULT_UPDATE_LEASE));
+    let lease = now.plus_secs(upd.lease_secs);
     let then = spec.meta.then.clone();
     let worker = force.then(|| workers.touch(upd.worker_id.as_deref().unwrap_or_default()));
     let r = spec.change(workers, key, |u| {

@@ -586,7 +586,7 @@ impl PostgresBackend {
             status = tx.query_one(&stmt, &[&spec_id, &key, &now.0]).await?.get(0);
         }
         let (force, plan) = plan_update(status_of(status), upd.status)?;
-        let lease = now.plus_secs(upd.lease_secs.unwrap_or(300.0)).0;
+        let lease = now.plus_secs(upd.lease_secs).0;
         let data = upd.data.as_ref().map(enc);
         if force {
             let worker = upd.worker_id.clone().unwrap_or_default();
