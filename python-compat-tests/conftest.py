@@ -117,6 +117,14 @@ def _reap_workers(tmpdir):
     return reaped
 
 
+@pytest.fixture(autouse=True)
+def _py2wire_per_test():
+    '''--py2-wire remembers which strings it sent as bytes for one test.'''
+    import py2wire
+    py2wire.forget()
+    yield
+
+
 @pytest.fixture
 def task_master(request):
     '''A TaskMaster talking to the daemon under test; reset around each test.'''

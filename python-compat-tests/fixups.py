@@ -18,8 +18,9 @@ The fixes fall in three groups:
   default; with ``--py2-wire`` it puts strings on the wire as a Python 2
   client did, see py2wire.py) and an atomic write of the worker's pid file
   (a test race).
-* TESTS: the upstream test modules (only Python 3 / pytest API changes;
-  no assertion is touched).
+* TESTS: the upstream test modules (only Python 3 / pytest API changes,
+  and one ``u''`` literal that lib2to3 erased, marked as text again; no
+  assertion is touched).
 * PYDAEMON: the upstream Python daemon, only used with
   ``run.sh --python-daemon`` to validate the harness (Python 3 fixes, and
   one upstream bug in ``clear()``).
@@ -192,6 +193,17 @@ for _path, _n in (('coordinate/tests/test_task_master.py', 1),
                   ('coordinate/tests/test_rejester_worker.py', 2)):
     fix('TESTS', _path, "@pytest.yield_fixture", "@pytest.fixture", _n,
         why='pytest.yield_fixture was removed; fixture supports yield')
+
+# lib2to3 turns u'foo' into 'foo', erasing the one place where the tests
+# send a Python 2 unicode: mark it, so --py2-wire sends it as text, as
+# Python 2 did (a str subclass with str's own equality; see py2wire.py).
+fix('TESTS', 'coordinate/tests/test_task_master.py',
+    "              'unicode': 'foo',\n",
+    "              'unicode': py2wire.Unicode('foo'),\n",
+    why="u'foo' literal erased by lib2to3: text under --py2-wire too")
+fix('TESTS', 'coordinate/tests/test_task_master.py',
+    "import uuid\n", "import uuid\n\nimport py2wire\n",
+    why="import py2wire.Unicode (python-compat-tests on sys.path)")
 
 # ---------------------------------------------------------------------------
 # PYDAEMON

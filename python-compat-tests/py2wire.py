@@ -8,22 +8,25 @@ Python 3 code sees, so the default run checks that the daemon answers every
 string in the type it was sent as.
 
 ``COMPAT_PY2_WIRE=1`` (``run.sh --py2-wire``) makes the converted client
-speak as the real Python 2 client did.  There, a string literal is a
-``str``, which is a byte string: it goes out as a CBOR byte string (the
+put on the wire what the real Python 2 client did.  There, a string literal
+is a ``str``, which is a byte string: it goes out as a CBOR byte string (the
 ``id``/``method``/``params`` envelope, method names, spec names, keys and
-data), and a CBOR byte string comes back as that same ``str`` type.  So in
-this mode:
+data), and the daemon answers those strings as byte strings.  So in this
+mode:
 
 * :func:`to_wire` sends every ASCII ``str`` as bytes (a non-ASCII ``str``
-  stands for a Python 2 ``unicode`` and stays text);
-* :func:`from_wire` turns every ASCII byte string of a reply into ``str``,
-  the type the test code's literals have, as Python 2 decoded it into its
-  one native string type (non-ASCII bytes stay ``bytes``).
+  stands for a Python 2 ``unicode`` and stays text), and remembers each
+  string it turned into bytes;
+* :func:`from_wire` turns back into ``str`` the byte strings this client
+  itself sent as ``str`` (and never as ``bytes``) in the current test,
+  undoing its own conversion so that the test code (whose literals are
+  Python 3 ``str``) sees the type it sent. Every other byte string (binary
+  keys the tests send as ``bytes``) stays ``bytes``.
 
-No value is given any equality it does not have in Python 3; the mode only
-chooses the types on the wire.  The upstream Python daemon, run under
-Python 3, cannot take this mode (it would look methods up by bytes names);
-use it against our daemon only.
+No value is given an equality it does not have in Python 3: the mode only
+chooses the types on the wire and reverses that choice on the way back.
+The upstream Python daemon, run under Python 3, cannot take this mode (it
+would look methods up by bytes names); use it against our daemon only.
 '''
 import os
 import uuid
@@ -31,8 +34,32 @@ import uuid
 PY2_WIRE = os.environ.get('COMPAT_PY2_WIRE', '0') == '1'
 
 
+class Unicode(str):
+    '''A Python 2 ``u''`` literal that lib2to3 made a plain ``str``.
+
+    Only its type differs from ``str`` (equality, hashing and everything
+    else are ``str``'s own): py2-wire sends it as text, as Python 2 sent a
+    ``unicode``.
+    '''
+
+    __slots__ = ()
+
+
+# Byte strings this client produced from ASCII ``str`` values, and byte
+# strings it sent as bytes itself (py2-wire); conftest.py forgets them
+# between tests, so one test's strings do not decide another's types.
+_SENT_AS_BYTES = set()
+_SENT_RAW = set()
+
+
+def forget():
+    '''Forget which strings were sent as what (called between tests).'''
+    _SENT_AS_BYTES.clear()
+    _SENT_RAW.clear()
+
+
 def from_wire(obj):
-    '''A decoded response, with Python 2 string types in py2-wire mode.'''
+    '''A decoded response; in py2-wire mode, what we sent as ``str`` is str.'''
     if not PY2_WIRE:
         return obj
     return _from_wire(obj)
@@ -40,10 +67,9 @@ def from_wire(obj):
 
 def _from_wire(obj):
     if isinstance(obj, bytes):
-        try:
+        if obj in _SENT_AS_BYTES and obj not in _SENT_RAW:
             return obj.decode('ascii')
-        except UnicodeDecodeError:
-            return obj
+        return obj
     if isinstance(obj, list):
         return [_from_wire(v) for v in obj]
     if type(obj) is tuple:
@@ -61,12 +87,19 @@ def to_wire(obj):
 
 
 def _to_wire(obj):
+    if isinstance(obj, Unicode):
+        return str(obj)
     if isinstance(obj, str):
         try:
-            return obj.encode('ascii')
+            b = obj.encode('ascii')
         except UnicodeEncodeError:
             return obj  # a Python 2 unicode
-    if isinstance(obj, (bytes, int, float, bool, type(None), uuid.UUID)):
+        _SENT_AS_BYTES.add(b)
+        return b
+    if isinstance(obj, bytes):
+        _SENT_RAW.add(obj)
+        return obj
+    if isinstance(obj, (int, float, bool, type(None), uuid.UUID)):
         return obj
     if isinstance(obj, list):
         return [_to_wire(v) for v in obj]

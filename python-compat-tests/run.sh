@@ -16,10 +16,10 @@
 # Options:
 #   --python-daemon   start the upstream Python daemon instead
 #   --py2-wire        speak as the Python 2 client did: every ASCII string
-#                     goes out as a CBOR byte string and ASCII byte strings
-#                     come back as str (COMPAT_PY2_WIRE=1, see py2wire.py);
-#                     not with --python-daemon. Without it the converted
-#                     client runs as a plain Python 3 client.
+#                     goes out as a CBOR byte string, and the client turns
+#                     back into str what it sent as str (COMPAT_PY2_WIRE=1,
+#                     see py2wire.py); not with --python-daemon. Without it
+#                     the converted client runs as a plain Python 3 client.
 #   --prepare-only    set up .work/ (venv, sources, conversion) and stop
 #   --suite NAME      run only this suite (repeatable); names: job_client,
 #                     job_flow, task_master, rejester_worker, cli, worker_flow

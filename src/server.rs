@@ -112,13 +112,17 @@ async fn handle<C: Coordinate>(
                 } else {
                     jobs.call(&req.method, req.params).await
                 };
+                let error = outcome.as_ref().err().map(|e| (e.to_string(), e.is_server_fault()));
                 if let Some(t) = started {
-                    info!(method = %req.method, id = ?req.id, ok = outcome.is_ok(), micros = t.elapsed().as_micros() as u64, "request");
+                    let error = error.as_ref().map(|e| e.0.as_str());
+                    info!(method = %req.method, id = ?req.id, ok = error.is_none(), error, micros = t.elapsed().as_micros() as u64, "request");
                 }
-                if let Err(e) = &outcome {
-                    debug!(method = %req.method, error = %e, "request failed");
+                match &error {
+                    Some((msg, true)) => warn!(method = %req.method, error = %msg, "request failed"),
+                    Some((msg, false)) => debug!(method = %req.method, error = %msg, "request refused"),
+                    None => {}
                 }
-                conn.queue_response(&req.id, outcome.as_ref().map_err(String::as_str));
+                conn.queue_response(&req.id, outcome.as_ref().map_err(|_| error.as_ref().map_or("", |e| e.0.as_str())));
             }
         }
         if !conn.has_buffered_frame() && conn.flush().await.is_err() {

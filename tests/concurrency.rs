@@ -54,7 +54,7 @@ async fn sixty_four_workers_drain_ten_thousand_units_exactly_once() {
                 }
                 for item in items {
                     let parts = as_sequence(&item).unwrap();
-                    let Value::Bytes(key) = &parts[1] else { panic!("key not bytes: {parts:?}") };
+                    let key = cborrpc::value::string_bytes(&parts[1]).expect("key is a string").to_vec();
                     *seen.lock().await.entry(key.clone()).or_default() += 1;
                     let done =
                         c.ok("update_work_unit", vec![t("drain"), parts[1].clone(), map(&[("status", i(4))])]).await;

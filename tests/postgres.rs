@@ -79,7 +79,7 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
                 empty = 0;
                 for g in got {
                     let parts = as_sequence(&g).unwrap();
-                    let Value::Bytes(key) = &parts[1] else { panic!("key not bytes") };
+                    let key = cborrpc::value::string_bytes(&parts[1]).expect("key is a string").to_vec();
                     *seen.lock().await.entry(key.clone()).or_default() += 1;
                     let r =
                         c.ok("update_work_unit", vec![t("shared"), parts[1].clone(), map(&[("status", i(4))])]).await;

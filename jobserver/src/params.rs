@@ -1,18 +1,21 @@
 //! Decoding RPC parameters the way go-coordinate's mapstructure did, but
-//! with readable errors.
+//! with readable errors (docs/protocol.md §1.7).
 //!
 //! Strings accept byte or text strings (Python 2 sends `str` as bytes);
 //! integers accept floats (truncated) and floats accept integers; `null`
 //! means "not given". Option maps match their keys case-insensitively and
-//! ignore unknown keys.
+//! ignore unknown keys. Every failure is an invalid-request error.
 
+use backends::model::Key;
 use cborrpc::value::{as_sequence, string_bytes, type_name, Value};
 
-/// A parameter decoding failure: becomes an error response.
-pub type ParamResult<T> = Result<T, String>;
+use crate::error::{RpcError, RpcResult};
+
+/// A parameter decoding result.
+pub type ParamResult<T> = RpcResult<T>;
 
 fn mismatch<T>(what: &str, expected: &str, got: &Value) -> ParamResult<T> {
-    Err(format!("{what}: expected {expected}, got {}", type_name(got)))
+    Err(RpcError::invalid(format!("{what}: expected {expected}, got {}", type_name(got))))
 }
 
 /// The positional parameters of one call.
@@ -24,11 +27,11 @@ impl Params {
     /// Checks the count (`min..=max`); missing optional ones read as null.
     pub fn new(mut items: Vec<Value>, min: usize, max: usize) -> ParamResult<Params> {
         if items.len() < min || items.len() > max {
-            return Err(format!(
+            return Err(RpcError::invalid(format!(
                 "wrong number of parameters: expected {}, got {}",
                 if min == max { min.to_string() } else { format!("{min} to {max}") },
                 items.len()
-            ));
+            )));
         }
         items.resize(max, Value::Null);
         Ok(Params { items })
@@ -43,6 +46,21 @@ impl Params {
     pub fn take(&mut self, i: usize) -> Value {
         std::mem::replace(&mut self.items[i], Value::Null)
     }
+
+    /// Parameter `i` as the name of a work spec.
+    pub fn spec_name(&self, i: usize) -> ParamResult<String> {
+        string(self.get(i), "work_spec_name")
+    }
+
+    /// Parameter `i` as a worker id.
+    pub fn worker_id(&self, i: usize) -> ParamResult<String> {
+        string(self.get(i), "worker_id")
+    }
+
+    /// Parameter `i` as an options map.
+    pub fn options(&mut self, i: usize) -> ParamResult<Options> {
+        Options::new(self.take(i), "options")
+    }
 }
 
 /// A UTF-8 string from a byte or text string (`null` → "").
@@ -52,14 +70,14 @@ pub fn string(v: &Value, what: &str) -> ParamResult<String> {
         Value::Text(s) => Ok(s.clone()),
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(format!("{what}: not valid UTF-8")),
+            Err(_) => Err(RpcError::invalid(format!("{what}: not valid UTF-8"))),
         },
         other => mismatch(what, "a string", other),
     }
 }
 
 /// Raw bytes from a byte or text string (work unit keys).
-pub fn key(v: &Value, what: &str) -> ParamResult<Vec<u8>> {
+pub fn key(v: &Value, what: &str) -> ParamResult<Key> {
     match string_bytes(v) {
         Some(b) => Ok(b.to_vec()),
         None => mismatch(what, "a string", v),
@@ -67,7 +85,7 @@ pub fn key(v: &Value, what: &str) -> ParamResult<Vec<u8>> {
 }
 
 /// A list (or tuple) of keys.
-pub fn keys(v: &Value, what: &str) -> ParamResult<Vec<Vec<u8>>> {
+pub fn keys(v: &Value, what: &str) -> ParamResult<Vec<Key>> {
     match as_sequence(v) {
         Some(items) => items.iter().map(|i| key(i, what)).collect(),
         None => mismatch(what, "a list of strings", v),
@@ -88,7 +106,7 @@ pub fn strings(v: &Value, what: &str) -> ParamResult<Vec<String>> {
 /// An integer; floats are truncated toward zero.
 pub fn integer(v: &Value, what: &str) -> ParamResult<i64> {
     match v {
-        Value::Integer(i) => i64::try_from(*i).map_err(|_| format!("{what}: integer out of range")),
+        Value::Integer(i) => i64::try_from(*i).map_err(|_| RpcError::invalid(format!("{what}: integer out of range"))),
         Value::Float(f) if f.is_finite() => Ok(f.trunc() as i64),
         other => mismatch(what, "an integer", other),
     }

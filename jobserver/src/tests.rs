@@ -171,7 +171,7 @@ impl Fixture {
     }
 
     async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, String> {
-        self.server.call(method, params).await
+        self.server.call(method, params).await.map_err(|e| e.to_string())
     }
 
     /// Calls `method`, which must not answer an error.
