@@ -38,8 +38,12 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut g = c.benchmark_group("memory_get_work_finish");
     g.throughput(Throughput::Elements(1));
-    let opts =
-        GetWork { max_jobs: 1, work_spec_names: vec![SPEC.into()], lease_secs: 900.0, runtimes: vec![String::new()] };
+    let opts = GetWork {
+        max_jobs: 1,
+        work_spec_names: [SPEC.to_string()].into(),
+        lease_secs: 900.0,
+        runtimes: vec![String::new()],
+    };
     let finish = UnitUpdate::new(Some(UnitStatus::Finished), 300.0);
     for n in [10_000u64, 100_000, 1_000_000] {
         let backend = MemoryBackend::default();
@@ -60,7 +64,7 @@ fn bench(c: &mut Criterion) {
                         fill(&rt, &backend, n);
                         continue;
                     };
-                    let changed = rt.block_on(backend.update_work_unit(SPEC, &g.key, finish.clone())).unwrap();
+                    let changed = rt.block_on(backend.update_work_unit(SPEC, &g.key.bytes, finish.clone())).unwrap();
                     total += t.elapsed();
                     black_box(changed);
                     done += 1;

@@ -5,6 +5,8 @@
 
 use cborrpc::value::{as_sequence, into_sequence, normalize_map_keys, string_bytes, type_name, Value};
 
+use std::collections::BTreeSet;
+
 use crate::clock::Time;
 
 /// A work unit key: arbitrary bytes, sorted bytewise. A unit is identified
@@ -513,8 +515,9 @@ pub struct ArchivePolicy {
 pub struct GetWork {
     /// Hand out at most this many units (at least 1).
     pub max_jobs: usize,
-    /// Only from these specs (empty = any).
-    pub work_spec_names: Vec<String>,
+    /// Only from these specs (empty = any); a set, so that checking each
+    /// spec against a client's long list costs a lookup, not a scan.
+    pub work_spec_names: BTreeSet<String>,
     /// Lease length in seconds.
     pub lease_secs: f64,
     /// Only specs whose runtime is one of these.
@@ -533,7 +536,7 @@ impl GetWork {
     /// Up to `max_jobs` units from any Python-runtime spec, leased for
     /// `lease_secs`.
     pub fn new(max_jobs: usize, lease_secs: f64) -> GetWork {
-        GetWork { max_jobs, work_spec_names: Vec::new(), lease_secs, runtimes: vec![String::new()] }
+        GetWork { max_jobs, work_spec_names: BTreeSet::new(), lease_secs, runtimes: vec![String::new()] }
     }
 }
 

@@ -33,7 +33,7 @@ pub fn can_start_continuous(m: &SpecMeta, available: u64, pending: u64, now: Tim
 /// runtime, not paused, with weight, below `max_running`, and with a unit
 /// available or a continuous unit to start.
 pub fn eligible(name: &str, m: &SpecMeta, available: u64, pending: u64, opts: &GetWork, now: Time) -> bool {
-    (opts.work_spec_names.is_empty() || opts.work_spec_names.iter().any(|n| n == name))
+    (opts.work_spec_names.is_empty() || opts.work_spec_names.contains(name))
         && (opts.runtimes.is_empty() || opts.runtimes.contains(&m.runtime))
         && !m.paused
         && m.weight > 0

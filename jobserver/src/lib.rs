@@ -188,3 +188,6 @@ impl<C: Coordinate> JobServer<C> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod parse_tests;

@@ -74,7 +74,7 @@ pub async fn meta<C: Coordinate>(c: &C, name: &str) -> SpecMeta {
 
 /// One `get_work` of up to `n` units from one spec only.
 pub async fn work_from<C: Coordinate>(c: &C, worker: &str, name: &str, n: usize) -> Vec<WorkGrant> {
-    let opts = GetWork { max_jobs: n, work_spec_names: vec![name.into()], ..gw() };
+    let opts = GetWork { max_jobs: n, work_spec_names: [name.to_string()].into(), ..gw() };
     c.get_work(worker, opts).await.unwrap()
 }
 

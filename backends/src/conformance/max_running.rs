@@ -51,7 +51,7 @@ pub async fn max_jobs_units_come_from_one_spec<C: Coordinate>(c: &C, _clock: &Mo
     add_keys(c, "y", &ten).await;
     for _ in 0..3 {
         let grants = c
-            .get_work("w", GetWork { max_jobs: 3, work_spec_names: vec!["x".into(), "y".into()], ..gw() })
+            .get_work("w", GetWork { max_jobs: 3, work_spec_names: ["x".to_string(), "y".to_string()].into(), ..gw() })
             .await
             .unwrap();
         assert_eq!(grants.len(), 3);
