@@ -5,7 +5,7 @@
 //! exactly once; a daemon finding a newer schema than it knows refuses to
 //! run. Append new migrations; never edit an applied one.
 //!
-//! Design (see the module doc of [`super`] for the why):
+//! Design (the why of each part is in the module that uses it):
 //! * `work_spec` holds the spec data (CBOR) and its metadata as columns.
 //! * `work_unit` holds each unit with its active attempt inline: status,
 //!   worker, lease expiry, the attempt's own data. Keys are `BYTEA`
@@ -21,7 +21,8 @@
 use tokio_postgres::Client;
 
 /// Status codes stored in `work_unit.status` (the order of
-/// [`crate::model::UnitStatus`]).
+/// [`crate::model::UnitStatus`]); SQL text spells them with `sql::status!`,
+/// which a test checks against these.
 pub const AVAILABLE: i16 = 0;
 pub const PENDING: i16 = 1;
 pub const FINISHED: i16 = 2;

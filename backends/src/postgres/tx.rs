@@ -1,0 +1,91 @@
+//! How one trait call runs against the database.
+//!
+//! [`PostgresBackend::in_tx`] runs the call's body in a transaction at
+//! READ COMMITTED, committing on success and running the whole body again
+//! on a serialization failure or deadlock. [`PostgresBackend::autocommit`]
+//! runs it on a pooled connection without BEGIN and COMMIT: for calls that
+//! only read, or whose single writes are atomic on their own (applying due
+//! expiries), this saves two round trips.
+//!
+//! The body is a closure returning a boxed future (one allocation per call,
+//! against at least one network round trip), so a `return` or `?` in it
+//! leaves the body, as it looks. The closure's second argument, a
+//! [`Scope`], carries no data: its type tells the compiler that the
+//! transaction's borrow is shorter than the borrows the body captures,
+//! which it could not otherwise assume for a borrow made inside the helper.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use deadpool_postgres::{Client, Transaction};
+
+use super::error::{E, R};
+use super::PostgresBackend;
+use crate::model::Result;
+
+/// The future a call's body returns, borrowing the connection for `'a`.
+pub(super) type Body<'a, T> = Pin<Box<dyn Future<Output = R<T>> + Send + 'a>>;
+
+/// Proof that `'env` (the borrows a body captures) outlives `'a` (its
+/// connection or transaction); see the module doc.
+pub(super) struct Scope<'a, 'env>(PhantomData<&'a &'env ()>);
+
+/// How often a transaction is run again after a serialization failure or
+/// deadlock before the error is the answer.
+const RETRIES: u32 = 10;
+
+impl PostgresBackend {
+    /// A pooled connection; a dead database is an error for this call only.
+    async fn client(&self) -> R<Client> {
+        self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))
+    }
+
+    /// Runs `body` in a transaction (see the module doc).
+    pub(super) async fn in_tx<'env, T, F>(&'env self, body: F) -> Result<T>
+    where
+        F: for<'a> FnMut(&'a Transaction<'a>, Scope<'a, 'env>) -> Body<'a, T>,
+    {
+        self.try_in_tx(body).await.map_err(E::into_error)
+    }
+
+    /// [`PostgresBackend::in_tx`], answering the internal error.
+    async fn try_in_tx<'env, T, F>(&'env self, mut body: F) -> R<T>
+    where
+        F: for<'a> FnMut(&'a Transaction<'a>, Scope<'a, 'env>) -> Body<'a, T>,
+    {
+        let mut client = self.client().await?;
+        let mut tries = 0;
+        loop {
+            let tx = client.transaction().await?;
+            let r = body(&tx, Scope(PhantomData)).await;
+            let r = match r {
+                Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
+                // Dropping the transaction rolls it back.
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.retryable() && tries < RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `body` on a connection in autocommit mode (see the module doc).
+    pub(super) async fn autocommit<'env, T, F>(&'env self, body: F) -> Result<T>
+    where
+        F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
+    {
+        self.try_autocommit(body).await.map_err(E::into_error)
+    }
+
+    /// [`PostgresBackend::autocommit`], answering the internal error, for a
+    /// caller that goes on to a transaction on [`E::NeedTx`].
+    pub(super) async fn try_autocommit<'env, T, F>(&'env self, body: F) -> R<T>
+    where
+        F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
+    {
+        let client = self.client().await?;
+        body(&client, Scope(PhantomData)).await
+    }
+}

@@ -1,0 +1,269 @@
+//! Work units: adding (with upsert semantics), listing, status, priority,
+//! deletion, and counting.
+//!
+//! **Counting.** Statement-level triggers keep per-spec, per-status counts
+//! in `unit_count`, sharded by backend PID, so counting reads a few rows and
+//! concurrent writers rarely contend on one counter row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use deadpool_postgres::{GenericClient, Transaction};
+
+use cborrpc::Value;
+
+use super::error::R;
+use super::specs::{fresh_spec, spec_by_name};
+use super::sql::{code_of, dec, enc, status, status_of};
+use super::PostgresBackend;
+use crate::clock::Time;
+use crate::model::*;
+
+/// Counts per status of one spec.
+pub(super) async fn counts<G: GenericClient>(tx: &G, spec: i64) -> R<BTreeMap<UnitStatus, u64>> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT status, sum(n)::bigint FROM unit_count WHERE spec_id = $1 GROUP BY status HAVING sum(n) <> 0",
+        )
+        .await?;
+    Ok(tx
+        .query(&stmt, &[&spec])
+        .await?
+        .iter()
+        .map(|r| (status_of(r.get(0)), r.get::<_, i64>(1).max(0) as u64))
+        .filter(|&(_, n)| n > 0)
+        .collect())
+}
+
+/// Adds or replaces units (§2.2 upsert semantics) in one statement per
+/// 5000 units: a replaced unit keeps a running attempt, whose effective
+/// data stays what the worker was given.
+const UPSERT: &str = concat!(
+    "INSERT INTO work_unit (spec_id, key, data, priority, not_before, status, key_text)
+     SELECT $1, k, d, p, nb, CASE WHEN nb > $6 THEN ",
+    status!(DELAYED),
+    " ELSE ",
+    status!(AVAILABLE),
+    " END, kt
+     FROM unnest($2::bytea[], $3::bytea[], $4::float8[], $5::int8[], $7::bool[]) AS t(k, d, p, nb, kt)
+     ON CONFLICT (spec_id, key) DO UPDATE SET
+        data = EXCLUDED.data,
+        key_text = EXCLUDED.key_text,
+        priority = EXCLUDED.priority,
+        not_before = EXCLUDED.not_before,
+        attempt_data = CASE WHEN work_unit.status = ",
+    status!(PENDING),
+    " THEN coalesce(work_unit.attempt_data, work_unit.data) END,
+        worker = CASE WHEN work_unit.status = ",
+    status!(PENDING),
+    " THEN work_unit.worker END,
+        lease_expires = CASE WHEN work_unit.status = ",
+    status!(PENDING),
+    " THEN work_unit.lease_expires END,
+        ended = CASE WHEN work_unit.status = ",
+    status!(PENDING),
+    " THEN work_unit.ended END,
+        status = CASE WHEN work_unit.status = ",
+    status!(PENDING),
+    " THEN ",
+    status!(PENDING),
+    "::smallint
+                      WHEN EXCLUDED.not_before > $6 THEN ",
+    status!(DELAYED),
+    "::smallint ELSE ",
+    status!(AVAILABLE),
+    "::smallint END"
+);
+
+/// Adds or replaces units of spec `spec` (see [`UPSERT`]).
+pub(super) async fn upsert_units(tx: &Transaction<'_>, spec: i64, units: Vec<NewUnit>, now: Time) -> R<()> {
+    let units = dedup_units(units);
+    for chunk in units.chunks(5000) {
+        let keys: Vec<&[u8]> = chunk.iter().map(|u| u.key.as_slice()).collect();
+        let texts: Vec<bool> = chunk.iter().map(|u| u.text_key).collect();
+        let datas: Vec<Vec<u8>> = chunk.iter().map(|u| enc(&u.data)).collect();
+        let prios: Vec<f64> = chunk.iter().map(|u| u.priority).collect();
+        let nbs: Vec<Option<i64>> = chunk.iter().map(|u| (u.delay > 0.0).then(|| now.plus_secs(u.delay).0)).collect();
+        let stmt = tx.prepare_cached(UPSERT).await?;
+        tx.execute(&stmt, &[&spec, &keys, &datas, &prios, &nbs, &now.0, &texts]).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn add(db: &PostgresBackend, name: &str, units: Vec<NewUnit>) -> Result<()> {
+    let now = db.clock.now();
+    let units = &units;
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            let spec = fresh_spec(tx, name, now).await?;
+            upsert_units(tx, spec.id, units.clone(), now).await
+        })
+    })
+    .await
+}
+
+pub(super) async fn list(db: &PostgresBackend, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
+    let now = db.clock.now();
+    let q = &q;
+    db.autocommit(|c, _| {
+        Box::pin(async move {
+            let spec = fresh_spec(c, name, now).await?;
+            let rows = match &q.keys {
+                Some(keys) => {
+                    let stmt = c
+                        .prepare_cached("SELECT key, coalesce(attempt_data, data), key_text FROM work_unit WHERE spec_id = $1 AND key = ANY($2) ORDER BY key")
+                        .await?;
+                    c.query(&stmt, &[&spec.id, keys]).await?
+                }
+                None => {
+                    let states: Option<Vec<i16>> = q.states.as_ref().map(|s| s.iter().map(|&s| code_of(s)).collect());
+                    let stmt = c
+                        .prepare_cached(
+                            "SELECT key, coalesce(attempt_data, data), key_text FROM work_unit
+                             WHERE spec_id = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::int2[] IS NULL OR status = ANY($3))
+                             ORDER BY key LIMIT $4",
+                        )
+                        .await?;
+                    c.query(&stmt, &[&spec.id, &q.start, &states, &(q.limit as i64)]).await?
+                }
+            };
+            Ok(rows.iter().map(|r| (UnitKey::stored(r.get(0), r.get(2)), dec(r.get(1)))).collect())
+        })
+    })
+    .await
+}
+
+pub(super) async fn unit_status(
+    db: &PostgresBackend,
+    name: &str,
+    keys: Vec<Key>,
+) -> Result<Vec<Option<UnitStatusInfo>>> {
+    let now = db.clock.now();
+    let keys = &keys;
+    db.autocommit(|c, _| {
+        Box::pin(async move {
+            let spec = fresh_spec(c, name, now).await?;
+            let stmt = c
+                .prepare_cached(
+                    "SELECT key, status, worker, lease_expires, coalesce(attempt_data, data) FROM work_unit
+                     WHERE spec_id = $1 AND key = ANY($2)",
+                )
+                .await?;
+            let mut found: HashMap<Vec<u8>, UnitStatusInfo> = HashMap::new();
+            for r in c.query(&stmt, &[&spec.id, keys]).await? {
+                let status = status_of(r.get(1));
+                let traceback = if status == UnitStatus::Failed {
+                    match dec(r.get(4)) {
+                        Value::Map(e) => cborrpc::value::map_get(&e, "traceback").filter(|v| !v.is_null()).cloned(),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                let info = UnitStatusInfo {
+                    status,
+                    worker_id: r.get(2),
+                    expiration: r.get::<_, Option<i64>>(3).filter(|_| status == UnitStatus::Pending).map(Time),
+                    traceback,
+                };
+                found.insert(r.get(0), info);
+            }
+            Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        })
+    })
+    .await
+}
+
+pub(super) async fn prioritize(db: &PostgresBackend, name: &str, keys: Vec<Key>, change: PriorityChange) -> Result<()> {
+    let keys = &keys;
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            let spec = spec_by_name(tx, name).await?;
+            let (sql, v) = match change {
+                PriorityChange::Set(p) => {
+                    ("UPDATE work_unit SET priority = $3 WHERE spec_id = $1 AND key = ANY($2)", p)
+                }
+                PriorityChange::Adjust(d) => {
+                    ("UPDATE work_unit SET priority = priority + $3 WHERE spec_id = $1 AND key = ANY($2)", d)
+                }
+            };
+            let stmt = tx.prepare_cached(sql).await?;
+            tx.execute(&stmt, &[&spec.id, keys, &v]).await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub(super) async fn count(db: &PostgresBackend, name: &str) -> Result<BTreeMap<UnitStatus, u64>> {
+    let now = db.clock.now();
+    db.autocommit(|c, _| {
+        Box::pin(async move {
+            let spec = fresh_spec(c, name, now).await?;
+            counts(c, spec.id).await
+        })
+    })
+    .await
+}
+
+pub(super) async fn delete(db: &PostgresBackend, name: &str, q: DelQuery) -> Result<u64> {
+    let now = db.clock.now();
+    let q = &q;
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            let spec = fresh_spec(tx, name, now).await?;
+            let n = match q {
+                DelQuery::All => tx.execute("DELETE FROM work_unit WHERE spec_id = $1", &[&spec.id]).await?,
+                DelQuery::Keys(keys, state) => {
+                    let state = state.map(code_of);
+                    let stmt = tx
+                        .prepare_cached("DELETE FROM work_unit WHERE spec_id = $1 AND key = ANY($2) AND ($3::int2 IS NULL OR status = $3)")
+                        .await?;
+                    tx.execute(&stmt, &[&spec.id, keys, &state]).await?
+                }
+                DelQuery::State(s) => {
+                    let stmt = tx.prepare_cached("DELETE FROM work_unit WHERE spec_id = $1 AND status = $2").await?;
+                    tx.execute(&stmt, &[&spec.id, &code_of(*s)]).await?
+                }
+            };
+            Ok(n)
+        })
+    })
+    .await
+}
+
+/// Finished and failed units, the ones `archive` may remove.
+macro_rules! ended {
+    () => {
+        concat!("status IN (", status!(FINISHED), ", ", status!(FAILED), ")")
+    };
+}
+
+pub(super) async fn archive(db: &PostgresBackend, policy: ArchivePolicy) -> Result<u64> {
+    let now = db.clock.now();
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            let mut n = 0;
+            if let Some(age) = policy.older_than {
+                let cut = now.plus_secs(-age).0;
+                n += tx.execute(concat!("DELETE FROM work_unit WHERE ", ended!(), " AND ended < $1"), &[&cut]).await?;
+            }
+            if let Some(keep) = policy.keep {
+                n += tx
+                    .execute(
+                        concat!(
+                            "DELETE FROM work_unit w USING (
+                             SELECT spec_id, key, row_number() OVER (PARTITION BY spec_id, status ORDER BY ended DESC NULLS LAST, key DESC) AS rn
+                             FROM work_unit WHERE ",
+                            ended!(),
+                            ") r
+                         WHERE w.spec_id = r.spec_id AND w.key = r.key AND r.rn > $1"
+                        ),
+                        &[&(keep as i64)],
+                    )
+                    .await?;
+            }
+            Ok(n)
+        })
+    })
+    .await
+}
