@@ -45,7 +45,7 @@ fn wrap(inner: &[u8]) -> Vec<u8> {
 async fn python2_byte_string_requests_get_exact_replies() {
     let d = Daemon::start(&[]);
     let mut s = TcpStream::connect(d.addr).await.unwrap();
-    // PROTOCOL.md §1.9: list_work_specs({}) with id 1, byte-string keys.
+    // docs/protocol.md §1.9: list_work_specs({}) with id 1, byte-string keys.
     let inner = to_vec(&Value::Map(vec![
         (b(b"id"), i(1)),
         (b(b"method"), b(b"list_work_specs")),

@@ -258,7 +258,7 @@ pub fn prepare_spec(data: &mut SpecData) -> Result<(String, SpecMeta)> {
 }
 
 impl SpecMeta {
-    /// Derives metadata from spec data (§3.2 of the protocol notes).
+    /// Derives metadata from spec data (docs/protocol.md §2.1, §2.2).
     pub fn from_data(data: &SpecData) -> Result<SpecMeta> {
         let nice = int_field(data, "nice")?;
         let mut weight = int_field(data, "weight")?;
@@ -423,7 +423,7 @@ impl NewUnit {
         }
     }
 
-    /// The units named by a finished unit's `output` (§3.8): a map of key
+    /// The units named by a finished unit's `output` (docs/protocol.md §5.3): a map of key
     /// to data (every value a map or null, else nothing), or a list of
     /// items (unparseable items skipped). Anything else yields nothing.
     pub fn from_output(output: &Value) -> Vec<NewUnit> {
@@ -613,7 +613,7 @@ pub struct WorkerStats {
 }
 
 /// What `update_work_unit` does to a unit, decided from its current status
-/// and the requested one (§2.4). Shared by every backend so the state
+/// and the requested one (docs/protocol.md §5.2). Shared by every backend so the state
 /// machine is written once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdatePlan {

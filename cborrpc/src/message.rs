@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn decodes_python2_get_work() {
-        // PROTOCOL.md §1.9: byte-string keys and method.
+        // docs/protocol.md §1.9: byte-string keys and method.
         let frame = hex("D8 18 58 3F A3 42 69 64 07 46 6D 65 74 68 6F 64 48 67 65 74 5F 77 6F 72 6B \
              46 70 61 72 61 6D 73 82 48 77 6F 72 6B 65 72 2D 31 A2 48 6D 61 78 5F 6A 6F 62 73 01 \
              4A 6C 65 61 73 65 5F 74 69 6D 65 19 03 84");

@@ -997,7 +997,7 @@ async fn unlock_not_locked() {
 }
 
 // ---------------------------------------------------------------------------
-// Our documented decisions (lib.rs, PROTOCOL.md §9.3) where Go differs
+// Our documented decisions (lib.rs, docs/protocol.md §7.1) where Go differs
 
 #[tokio::test]
 async fn missing_work_spec() {

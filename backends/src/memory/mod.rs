@@ -240,7 +240,7 @@ impl Spec {
         }
     }
 
-    /// Adds or replaces a unit (§2.2 upsert semantics).
+    /// Adds or replaces a unit (docs/protocol.md §2.4: upsert semantics).
     fn upsert(&mut self, workers: &mut Workers, unit: Prepared, now: Time) {
         let Prepared { key, text_key, data, priority, delay } = unit;
         let not_before = if delay > 0.0 { now.plus_secs(delay) } else { NO_DELAY };

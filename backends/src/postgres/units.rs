@@ -34,7 +34,7 @@ pub(super) async fn counts<G: GenericClient>(tx: &G, spec: i64) -> R<BTreeMap<Un
         .collect())
 }
 
-/// Adds or replaces units (§2.2 upsert semantics) in one statement per
+/// Adds or replaces units (docs/protocol.md §2.4: upsert semantics) in one statement per
 /// 5000 units: a replaced unit keeps a running attempt, whose effective
 /// data stays what the worker was given.
 const UPSERT: &str = concat!(
