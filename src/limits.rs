@@ -1,7 +1,18 @@
-//! The open-file limit. Every connection is a file descriptor; the usual
-//! soft limit of 1,024 would cap the daemon near a thousand workers, while
-//! the hard limit is typically far higher, so start-up raises the soft
-//! limit to the hard one, and the connection cap is derived from it.
+//! Process-wide settings made once at start-up by the binary.
+//!
+//! * The open-file limit. Every connection is a file descriptor; the usual
+//!   soft limit of 1,024 would cap the daemon near a thousand workers,
+//!   while the hard limit is typically far higher, so start-up raises the
+//!   soft limit to the hard one, and the connection cap is derived from it.
+//! * glibc's allocator thresholds. By default glibc raises its mmap
+//!   threshold each time a large block is freed (up to 32 MiB), after which
+//!   blocks that size come from the heap and are kept when freed: a few
+//!   24 MiB requests leave the daemon holding memory it no longer uses.
+//!   Fixing the thresholds at glibc's own starting values keeps large
+//!   buffers in their own mappings, returned to the system when freed.
+//!   glibc also opens a new arena (a heap of its own, which keeps its
+//!   working set) whenever threads contend, up to 8 per CPU; one arena per
+//!   CPU, as many as tokio has workers, is enough for the daemon.
 
 use tracing::{info, warn};
 
@@ -46,4 +57,20 @@ pub fn fd_limit() -> Option<u64> {
 pub fn default_max_connections() -> usize {
     let limit = fd_limit().unwrap_or(1024);
     usize::try_from(limit.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX)
+}
+
+/// Fixes glibc's mmap and trim thresholds at 128 KiB (their defaults),
+/// turning off their growth, and allows one arena per CPU (at least two);
+/// see the module documentation. Call before any other thread starts.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        // SAFETY: mallopt only sets allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+            libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cpus).unwrap_or(i32::MAX));
+        }
+    }
 }

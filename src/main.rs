@@ -58,6 +58,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    limits::tune_allocator();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
