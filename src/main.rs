@@ -1,20 +1,13 @@
 //! `coordinated`: the Coordinate job-queue daemon.
 //!
-//! Parses the command line, builds the backend, and runs the CBOR-RPC
-//! listener until SIGINT or SIGTERM.
-
-mod config;
-mod server;
+//! Parses the command line, sets up logging and the runtime, and runs the
+//! daemon (the `coordinated` library) until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use backends::memory::MemoryBackend;
-use backends::postgres::PostgresBackend;
-use backends::{Coordinate, SystemClock};
 use clap::Parser;
-use jobserver::JobServer;
+use coordinated::{config, limits, Options};
 use tracing::{error, info};
 
 /// The Coordinate job-queue daemon, compatible with the Python client.
@@ -35,15 +28,24 @@ struct Args {
     /// YAML file returned by the `get_config` RPC.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Log every request (method, id, outcome, time).
+    /// Log every request (method, id, outcome, error message, time).
     #[arg(long)]
     log_requests: bool,
     /// Log filter: a level (`info`, `debug`...) or a tracing directive.
     #[arg(long, default_value = "info", env = "COORDINATED_LOG")]
     log_level: String,
-    /// Largest accepted request frame, in bytes.
+    /// Largest accepted request frame, in bytes; a larger one closes the
+    /// connection.
     #[arg(long, default_value_t = cborrpc::connection::DEFAULT_MAX_FRAME)]
     max_frame_bytes: usize,
+    /// Unsent reply bytes per connection after which the daemon stops
+    /// reading that connection until its client reads the replies.
+    #[arg(long, default_value_t = coordinated::daemon::DEFAULT_MAX_PENDING_REPLY)]
+    max_pending_reply_bytes: usize,
+    /// Connections served at once; one more is closed as soon as accepted.
+    /// [default: the open-file limit less 64]
+    #[arg(long)]
+    max_connections: Option<usize>,
 }
 
 async fn shutdown_signal() {
@@ -55,21 +57,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run<C: Coordinate>(args: &Args, backend: C, config: Option<cborrpc::Value>) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&args.cborrpc)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.cborrpc))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let kind = if args.backend == "memory" { "memory" } else { "postgres" };
-    info!(%addr, backend = kind, "coordinated listening for CBOR-RPC");
-    let jobs = Arc::new(JobServer::new(backend, config));
-    let cfg = server::ServerConfig { max_frame: args.max_frame_bytes, log_requests: args.log_requests };
-    server::serve(listener, jobs, cfg, shutdown_signal()).await;
-    info!("stopped");
-    Ok(())
-}
-
 fn main() -> ExitCode {
+    limits::tune_allocator();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
@@ -87,6 +76,17 @@ fn main() -> ExitCode {
             }
         },
     };
+    limits::raise_fd_limit();
+    let options = Options {
+        listen: args.cborrpc,
+        backend: args.backend,
+        pg_pool_size: args.pg_pool_size,
+        config,
+        log_requests: args.log_requests,
+        max_frame_bytes: args.max_frame_bytes,
+        max_pending_reply_bytes: args.max_pending_reply_bytes,
+        max_connections: args.max_connections,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -94,19 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
-        match args.backend.as_str() {
-            "memory" => run(&args, MemoryBackend::default(), config).await,
-            url if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                let backend = PostgresBackend::connect(url, Arc::new(SystemClock), args.pg_pool_size)
-                    .await
-                    .map_err(|e| format!("cannot open the PostgreSQL backend: {e}"))?;
-                run(&args, backend, config).await
-            }
-            other => Err(format!("unknown backend {other:?} (expected `memory` or a postgres:// address)")),
-        }
-    });
-    match result {
+    match rt.block_on(coordinated::run(options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

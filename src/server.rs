@@ -6,19 +6,29 @@
 //! not a valid request gets an error reply when its id can be read, and
 //! anything that leaves the stream out of sync (malformed CBOR, a frame
 //! over the size cap, a peer that vanishes mid-frame) closes that one
-//! connection. Shutdown stops accepting, lets each connection finish the
-//! request it is executing and flush its replies, then returns.
+//! connection. A handler that panics answers `internal error: ...` and the
+//! connection goes on. Shutdown stops accepting, lets each connection
+//! finish the request it is executing and flush its replies, then returns.
+//!
+//! One client cannot hold the daemon's resources: replies queued past
+//! `max_pending_reply` bytes are written before anything more is read from
+//! that client (so a client that never reads stalls only itself), and
+//! connections past `max_connections` are closed as soon as accepted.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backends::Coordinate;
-use cborrpc::Connection;
-use jobserver::JobServer;
+use cborrpc::{Connection, Request, Value};
+use futures_util::FutureExt;
+use jobserver::{ErrorKind, JobServer, RpcError, RpcResult};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Requests at least this large run under `block_in_place`.
 const HEAVY_REQUEST: usize = 32 * 1024;
@@ -28,6 +38,11 @@ const HEAVY_REQUEST: usize = 32 * 1024;
 pub struct ServerConfig {
     /// Largest accepted frame, in bytes.
     pub max_frame: usize,
+    /// Unsent reply bytes after which a connection is flushed before it
+    /// reads again.
+    pub max_pending_reply: usize,
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
     /// Log every request at info level.
     pub log_requests: bool,
 }
@@ -40,16 +55,27 @@ pub async fn serve<C: Coordinate>(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    debug!(%peer, "connection opened");
-                    conns.spawn(handle(stream, jobs.clone(), cfg, stop_rx.clone()));
-                }
+                Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        debug!(%peer, "connection opened");
+                        let conn = handle(stream, jobs.clone(), cfg, stop_rx.clone());
+                        conns.spawn(async move {
+                            conn.await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        warn!(%peer, max_connections = cfg.max_connections, "too many connections; closing the new one");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // Usually out of file descriptors: back off, keep serving.
                     warn!(error = %e, "accept failed");
@@ -101,34 +127,74 @@ async fn handle<C: Coordinate>(
                 }
             },
             Ok(Some(Ok(req))) => {
-                let started = cfg.log_requests.then(Instant::now);
-                let outcome = if conn.last_frame_len() >= HEAVY_REQUEST {
-                    // A big request (say, 1,000 units to add) takes
-                    // milliseconds of CPU; run it off the async workers so
-                    // small requests on other connections keep flowing.
-                    tokio::task::block_in_place(|| {
-                        tokio::runtime::Handle::current().block_on(jobs.call(&req.method, req.params))
-                    })
-                } else {
-                    jobs.call(&req.method, req.params).await
-                };
-                let error = outcome.as_ref().err().map(|e| (e.to_string(), e.is_server_fault()));
-                if let Some(t) = started {
-                    let error = error.as_ref().map(|e| e.0.as_str());
-                    info!(method = %req.method, id = ?req.id, ok = error.is_none(), error, micros = t.elapsed().as_micros() as u64, "request");
-                }
-                match &error {
-                    Some((msg, true)) => warn!(method = %req.method, error = %msg, "request failed"),
-                    Some((msg, false)) => debug!(method = %req.method, error = %msg, "request refused"),
-                    None => {}
-                }
-                conn.queue_response(&req.id, outcome.as_ref().map_err(|_| error.as_ref().map_or("", |e| e.0.as_str())));
+                let heavy = conn.last_frame_len() >= HEAVY_REQUEST;
+                let Request { id, method, params } = req;
+                let outcome = call(&jobs, &method, &id, params, heavy, cfg.log_requests).await;
+                let message = outcome.as_ref().err().map(ToString::to_string);
+                conn.queue_response(&id, outcome.as_ref().map_err(|_| message.as_deref().unwrap_or_default()));
             }
         }
-        if !conn.has_buffered_frame() && conn.flush().await.is_err() {
+        // Write when the client may be waiting for these replies, or when
+        // they pass the budget: a client that pipelines without reading
+        // then blocks this task (only) until it reads.
+        let must_write = conn.pending_bytes() >= cfg.max_pending_reply || !conn.has_buffered_frame();
+        if must_write && conn.flush().await.is_err() {
             return;
         }
     }
     let _ = conn.flush().await;
     debug!(?peer, "connection closed");
+}
+
+/// Runs one request on the job server (the one place the server calls
+/// it), turning a panic into an error reply, and logs the outcome.
+async fn call<C: Coordinate>(
+    jobs: &JobServer<C>,
+    method: &str,
+    id: &Value,
+    params: Vec<Value>,
+    heavy: bool,
+    log_requests: bool,
+) -> RpcResult<Value> {
+    let started = log_requests.then(Instant::now);
+    let run = AssertUnwindSafe(jobs.call(method, params)).catch_unwind();
+    let caught = if heavy && Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        // A big request (say, 1,000 units to add) takes milliseconds of
+        // CPU; run it off the async workers so small requests on other
+        // connections keep flowing.
+        tokio::task::block_in_place(|| Handle::current().block_on(run))
+    } else {
+        run.await
+    };
+    let outcome = caught.unwrap_or_else(|panic| {
+        let why = panic_message(panic.as_ref());
+        error!(%method, panic = %why, "request handler panicked");
+        Err(RpcError::Internal(why))
+    });
+    if let Some(t) = started {
+        let micros = t.elapsed().as_micros() as u64;
+        match &outcome {
+            Ok(_) => info!(%method, ?id, ok = true, micros, "request"),
+            Err(e) => info!(%method, ?id, ok = false, micros, error = %e, "request"),
+        }
+    }
+    match &outcome {
+        // The operator's business: the storage failed (a panic is logged
+        // above).
+        Err(e) if e.kind() == ErrorKind::Unavailable => warn!(%method, error = %e, "request failed"),
+        // The client's business: bad parameters, an unknown spec...
+        Err(e) => debug!(%method, error = %e, "request refused"),
+        Ok(_) => {}
+    }
+    outcome
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
 }

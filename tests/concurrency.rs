@@ -16,7 +16,7 @@ const WORKERS: usize = 64;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_workers_drain_ten_thousand_units_exactly_once() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("drain"))])]).await;
     for chunk in (0..UNITS).collect::<Vec<_>>().chunks(1000) {

@@ -50,7 +50,8 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
     const UNITS: usize = 20_000;
     const WORKERS: usize = 32;
     let db = fresh_database().await;
-    let daemons = [Daemon::start(&["--backend", &db]), Daemon::start(&["--backend", &db])];
+    let options = Options { backend: db.clone(), ..Options::loopback() };
+    let daemons = [Daemon::start(options.clone()).await, Daemon::start(options).await];
     let mut c = daemons[0].client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("shared"))])]).await;
     for chunk in (0..UNITS).collect::<Vec<_>>().chunks(1000) {
@@ -101,7 +102,7 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
 #[tokio::test]
 async fn work_survives_kill_9_and_leases_expire_afterwards() {
     let db = fresh_database().await;
-    let d = Daemon::start(&["--backend", &db]);
+    let d = Process::start(&["--backend", &db]);
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("durable"))])]).await;
     let items: Vec<Value> = (0..100).map(|n| Value::Array(vec![t(&format!("k{n:03}")), map(&[("n", i(n))])])).collect();
@@ -120,7 +121,7 @@ async fn work_survives_kill_9_and_leases_expire_afterwards() {
     let _ = d.child.wait();
     drop(d);
 
-    let d = Daemon::start(&["--backend", &db]);
+    let d = Process::start(&["--backend", &db]);
     let mut c = d.client().await;
     let expected = Value::Map(vec![(i(1), i(90)), (i(3), i(5)), (i(4), i(3)), (i(5), i(2))]);
     assert_eq!(c.ok("count_work_units", vec![t("durable")]).await, ok_pair(expected));
@@ -175,7 +176,8 @@ async fn lost_database_gives_errors_then_recovers() {
     let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let relay = Relay::start(None, target).await;
     let via_relay = db.replacen(&format!(":{port}/"), &format!(":{}/", relay.addr.port()), 1);
-    let d = Daemon::start(&["--backend", &via_relay]);
+    // The real binary at its default log level, to read what an operator sees.
+    let d = Process::start(&["--backend", &via_relay]);
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
     c.ok("add_work_units", vec![t("s"), Value::Array(vec![t("a"), t("b")])]).await;
@@ -183,7 +185,10 @@ async fn lost_database_gives_errors_then_recovers() {
     let addr = relay.cut();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let err = c.call("count_work_units", vec![t("s")]).await.expect_err("the database is gone");
-    assert!(!err.is_empty());
+    assert!(err.starts_with("backend error:"), "{err}");
+    // The operator is told which call failed and why, at warn level.
+    let line = d.wait_for_log("method=count_work_units");
+    assert!(line.contains("WARN") && line.contains("backend error"), "{line}");
     // The connection to the client is still usable, and other calls fail cleanly too.
     assert!(c.call("add_work_units", vec![t("s"), Value::Array(vec![t("c")])]).await.is_err());
 

@@ -71,7 +71,7 @@ async fn read_frame(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn python2_shape_all_bytes_comes_back_as_bytes() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut r = Raw::connect(&d).await;
     let spec = Value::Map(vec![
         (b(b"name"), b(b"spec")),
@@ -109,7 +109,7 @@ async fn python2_shape_all_bytes_comes_back_as_bytes() {
 
 #[tokio::test]
 async fn python3_shape_all_text_comes_back_as_text() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut r = Raw::connect(&d).await;
     let spec = map(&[("name", t("spec")), ("module", t("mod")), ("run_function", t("run")), ("then", t("next"))]);
     assert_eq!(r.call(false, "set_work_spec", vec![spec.clone()]).await, r.reply(ok_pair(Value::Bool(true))));
@@ -143,7 +143,7 @@ async fn python3_shape_all_text_comes_back_as_text() {
 
 #[tokio::test]
 async fn a_key_answers_in_the_type_it_was_last_added_with() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
     c.ok("add_work_units", vec![t("s"), Value::Array(vec![t("u"), b(b"\xff\xfe")])]).await;
@@ -158,7 +158,7 @@ async fn a_key_answers_in_the_type_it_was_last_added_with() {
 
 #[tokio::test]
 async fn get_config_without_a_config_file_is_an_empty_map() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     assert_eq!(c.ok("get_config", vec![]).await, ok_pair(Value::Map(vec![])));
 }

@@ -1,6 +1,6 @@
-//! End-to-end tests of the wire protocol against a spawned daemon: exact
-//! bytes as Python 2 and Python 3 clients send them, pipelining, value
-//! round trips, and every kind of bad input.
+//! End-to-end tests of the wire protocol over real TCP: exact bytes as
+//! Python 2 and Python 3 clients send them, pipelining, value round trips,
+//! every kind of bad input, and the binary's command line and signals.
 
 mod common;
 
@@ -43,7 +43,7 @@ fn wrap(inner: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn python2_byte_string_requests_get_exact_replies() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut s = TcpStream::connect(d.addr).await.unwrap();
     // docs/protocol.md §1.9: list_work_specs({}) with id 1, byte-string keys.
     let inner = to_vec(&Value::Map(vec![
@@ -68,7 +68,7 @@ async fn python2_byte_string_requests_get_exact_replies() {
 
 #[tokio::test]
 async fn python2_unit_comes_back_as_the_go_daemon_shapes_it() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     // Python 2 sends every str as bytes: spec map, names, keys, data.
     c.ok("set_work_spec", vec![Value::Map(vec![(b(b"name"), b(b"spec")), (b(b"min_gb"), i(1))])]).await;
@@ -87,7 +87,7 @@ async fn python2_unit_comes_back_as_the_go_daemon_shapes_it() {
 
 #[tokio::test]
 async fn python3_text_requests_work() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     assert_eq!(c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await, ok_pair(Value::Bool(true)));
     let listed = c.ok("list_work_specs", vec![map(&[])]).await;
@@ -98,7 +98,7 @@ async fn python3_text_requests_work() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("p"))])]).await;
     let mut frames = Vec::new();
@@ -120,7 +120,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn tuples_uuids_bytes_ints_and_floats_round_trip() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("rt"))])]).await;
     let uuid = Value::Tag(37, Box::new(b(&[0x5a; 16])));
@@ -151,7 +151,7 @@ async fn still_serving(d: &Daemon) {
 }
 
 async fn with_stored_work() -> Daemon {
-    let d = Daemon::start(&["--max-frame-bytes", "100000"]);
+    let d = Daemon::start(Options { max_frame_bytes: 100_000, ..Options::loopback() }).await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("keep"))])]).await;
     c.ok("add_work_units", vec![t("keep"), Value::Array(vec![t("a"), t("b"), t("c")])]).await;
@@ -258,7 +258,7 @@ async fn request_without_id_closes_the_connection() {
 
 #[tokio::test]
 async fn sigterm_stops_cleanly() {
-    let mut d = Daemon::start(&[]);
+    let mut d = Process::start(&[]);
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
     d.signal(libc::SIGTERM);
@@ -279,7 +279,7 @@ async fn get_config_returns_the_yaml_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
     std::fs::write(&path, "coordinate:\n  addresses: ['127.0.0.1:1']\nlimit: 3\n").unwrap();
-    let d = Daemon::start(&["--config", path.to_str().unwrap()]);
+    let d = Process::start(&["--config", path.to_str().unwrap()]);
     let mut c = d.client().await;
     let cfg = c.ok("get_config", vec![]).await;
     let expected = map(&[("coordinate", map(&[("addresses", Value::Array(vec![t("127.0.0.1:1")]))])), ("limit", i(3))]);
@@ -289,7 +289,7 @@ async fn get_config_returns_the_yaml_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_requests_run_while_small_ones_keep_flowing() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("big"))])]).await;
     // About 200 KB: served off the async workers (HEAVY_REQUEST).
@@ -302,4 +302,14 @@ async fn large_requests_run_while_small_ones_keep_flowing() {
     assert_eq!(added, ok_pair(Value::Bool(true)));
     assert!(now.is_integer());
     assert_eq!(c.ok("count_work_units", vec![t("big")]).await, ok_pair(Value::Map(vec![(i(1), i(3000))])));
+}
+
+#[test]
+fn help_documents_every_limit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coordinated")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--max-frame-bytes", "--max-pending-reply-bytes", "--max-connections", "--log-requests"] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
 }

@@ -1,46 +1,95 @@
-//! Shared pieces of the end-to-end tests: a daemon child process on a free
-//! loopback port (killed by PID when dropped) and a small CBOR-RPC client.
+//! Shared pieces of the end-to-end tests: an in-process daemon on a free
+//! loopback port, a daemon child process for what needs a separate process
+//! (signals, kill -9, memory and CPU of the daemon alone, its log), and a
+//! small CBOR-RPC client.
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cborrpc::{encode_request, Connection, Value};
+pub use coordinated::Options;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// A `coordinated` child process.
+/// A daemon serving in the test's own runtime; stops when dropped.
 pub struct Daemon {
-    pub child: Child,
+    pub daemon: coordinated::Daemon,
     pub addr: SocketAddr,
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+impl Daemon {
+    /// A memory-backend daemon with default settings.
+    pub async fn memory() -> Daemon {
+        Daemon::start(Options::loopback()).await
+    }
+
+    /// A daemon with the given options (listening on `127.0.0.1:0` unless
+    /// they say otherwise).
+    pub async fn start(options: Options) -> Daemon {
+        let daemon = coordinated::Daemon::start(options).await.expect("start daemon");
+        let addr = daemon.addr();
+        Daemon { daemon, addr }
+    }
+
+    /// A daemon over a backend the test built.
+    pub async fn start_with<C: backends::Coordinate>(backend: C, options: Options) -> Daemon {
+        let daemon = coordinated::Daemon::start_with(backend, options).await.expect("start daemon");
+        let addr = daemon.addr();
+        Daemon { daemon, addr }
+    }
+
+    /// A new client connection.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
 }
 
-impl Daemon {
-    /// Starts the daemon with extra arguments and waits until it accepts.
-    pub fn start(extra: &[&str]) -> Daemon {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-            .arg("--cborrpc")
-            .arg(addr.to_string())
+/// A `coordinated` child process listening on a port it picked itself
+/// (read back from its log); killed by PID when dropped.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts the binary with extra arguments and waits until it listens.
+    pub fn start(extra: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+            .args(["--cborrpc", "127.0.0.1:0"])
             .args(extra)
-            .env("COORDINATED_LOG", "warn")
+            .env("COORDINATED_LOG", "info")
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn coordinated");
-        let d = Daemon { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let sink = log.clone();
+        // Keeps reading so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("listening for CBOR-RPC") {
+                    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(str::to_string);
+                    let _ = tx.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("daemon did not start listening; log:\n{}", log.lock().unwrap());
+        };
+        Process { child, addr: addr.parse().expect("listening address"), log }
     }
 
     /// Sends a signal to the daemon.
@@ -50,13 +99,49 @@ impl Daemon {
         }
     }
 
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to 10 s for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// CPU time the daemon has used (user + system).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|f| f.parse().unwrap()).collect();
+        let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis((fields[0] + fields[1]) * 1000 / ticks_per_sec)
+    }
+
     /// A new client connection.
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
 }
 
-impl Drop for Daemon {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,0 +1,76 @@
+//! Process-wide settings made once at start-up by the binary.
+//!
+//! * The open-file limit. Every connection is a file descriptor; the usual
+//!   soft limit of 1,024 would cap the daemon near a thousand workers,
+//!   while the hard limit is typically far higher, so start-up raises the
+//!   soft limit to the hard one, and the connection cap is derived from it.
+//! * glibc's allocator thresholds. By default glibc raises its mmap
+//!   threshold each time a large block is freed (up to 32 MiB), after which
+//!   blocks that size come from the heap and are kept when freed: a few
+//!   24 MiB requests leave the daemon holding memory it no longer uses.
+//!   Fixing the thresholds at glibc's own starting values keeps large
+//!   buffers in their own mappings, returned to the system when freed.
+//!   glibc also opens a new arena (a heap of its own, which keeps its
+//!   working set) whenever threads contend, up to 8 per CPU; one arena per
+//!   CPU, as many as tokio has workers, is enough for the daemon.
+
+use tracing::{info, warn};
+
+/// Descriptors kept for everything but client connections: the listener,
+/// PostgreSQL connections, log files, a connection accepted only to be
+/// refused.
+pub const FD_RESERVE: u64 = 64;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft
+/// limit now in force (`None` if it cannot be read).
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return None;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        } else {
+            warn!(soft = before, hard = lim.rlim_max, error = %std::io::Error::last_os_error(), "cannot raise the open-file limit");
+        }
+    }
+    info!(before, soft = lim.rlim_cur, hard = lim.rlim_max, "open-file limit");
+    Some(lim.rlim_cur)
+}
+
+/// The soft open-file limit in force, if it can be read.
+pub fn fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
+}
+
+/// The default connection cap: the open-file limit less [`FD_RESERVE`],
+/// so the daemon refuses a connection cleanly before `accept` runs out of
+/// descriptors.
+pub fn default_max_connections() -> usize {
+    let limit = fd_limit().unwrap_or(1024);
+    usize::try_from(limit.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX)
+}
+
+/// Fixes glibc's mmap and trim thresholds at 128 KiB (their defaults),
+/// turning off their growth, and allows one arena per CPU (at least two);
+/// see the module documentation. Call before any other thread starts.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        // SAFETY: mallopt only sets allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+            libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cpus).unwrap_or(i32::MAX));
+        }
+    }
+}
