@@ -13,6 +13,8 @@
 //!   `list_work_specs`, `get_work_units(limit=100)` with N units present;
 //! * `mixed`  — W/4 adders and the rest workers at once, for a duration;
 //! * `idle`   — C idle connections held, then one call on each;
+//! * `soak`   — 800 workers drain 1,000,000 units while an adder and a
+//!   status poller run for a duration; samples the daemon's RSS over time;
 //! * `all`    — add, drain (W=8, J=1), drain (W=64, J=10), status.
 //!
 //! Each scenario works in its own work spec and deletes it at the end.
@@ -26,6 +28,8 @@
 mod client;
 #[path = "coordbench/scenarios.rs"]
 mod scenarios;
+#[path = "coordbench/soak.rs"]
+mod soak;
 #[path = "coordbench/stats.rs"]
 mod stats;
 
@@ -110,6 +114,21 @@ enum Cmd {
         #[arg(long, default_value_t = 800)]
         connections: usize,
     },
+    /// W workers drain N units while an adder and a status poller run for
+    /// --duration; the daemon's RSS sampled (default W=800, J=1, N=1,000,000, 60 s).
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// Units per second added during --duration, in --batch batches (0: none).
+        #[arg(long, default_value_t = 10_000.0)]
+        add_rate: f64,
+        /// Seconds to keep sampling the daemon's RSS after the drain.
+        #[arg(long, default_value_t = 5.0)]
+        settle: f64,
+        /// Seconds between RSS samples.
+        #[arg(long, default_value_t = 1.0)]
+        sample_every: f64,
+    },
     /// add, drain (W=8, J=1), drain (W=64, J=10) and status, in one table.
     All {
         #[command(flatten)]
@@ -165,6 +184,14 @@ async fn run(cli: &Cli) -> (Vec<Report>, Vec<String>) {
         Cmd::Idle { common, connections } => {
             let cfg = Cfg { connections: *connections, ..cfg(cli, common, 1, 0, 1, 10.0) };
             push("idle", scenarios::idle(&cfg).await, cli.json)
+        }
+        Cmd::Soak { common, add_rate, settle, sample_every } => {
+            let o = soak::SoakOpts {
+                add_rate: *add_rate,
+                settle: Duration::from_secs_f64(settle.max(0.0)),
+                sample_every: Duration::from_secs_f64(sample_every.max(0.01)),
+            };
+            push("soak", soak::soak(&cfg(cli, common, 800, 1_000_000, 1, 60.0), &o).await, cli.json)
         }
         Cmd::All { common, calls } => {
             let base = Cfg { calls: *calls, ..cfg(cli, common, 1, 100_000, 1, 0.0) };

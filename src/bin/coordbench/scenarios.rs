@@ -4,7 +4,7 @@
 //! path), deletes its spec and returns a [`Report`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ const LEASE: i64 = 900;
 static SPEC_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The spec name to use: `--spec`, or a fresh `bench-KIND-PID[-N]`.
-fn spec_name(cfg: &Cfg, kind: &str) -> String {
+pub fn spec_name(cfg: &Cfg, kind: &str) -> String {
     match &cfg.spec {
         Some(s) => s.clone(),
         None => {
@@ -93,11 +93,11 @@ pub fn unit_data(i: u64, size: usize, rng: &mut SmallRng) -> Value {
 }
 
 /// The `add_work_units` item of unit `i`: a `(key, data)` tuple.
-fn unit_item(i: u64, size: usize, rng: &mut SmallRng) -> Value {
+pub fn unit_item(i: u64, size: usize, rng: &mut SmallRng) -> Value {
     tuple(vec![text(unit_key(i)), unit_data(i, size, rng)])
 }
 
-fn map(entries: Vec<(&str, Value)>) -> Value {
+pub fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(entries.into_iter().map(|(k, v)| (text(k), v)).collect())
 }
 
@@ -129,7 +129,7 @@ async fn delete_spec(addr: &str, name: &str) {
 }
 
 /// `count_work_units` as status code → count.
-async fn counts(c: &mut Client, spec: &str) -> Result<BTreeMap<i64, u64>, Error> {
+pub async fn counts(c: &mut Client, spec: &str) -> Result<BTreeMap<i64, u64>, Error> {
     let v = unpair("count_work_units", c.call("count_work_units", &[text(spec)]).await?)?;
     let Value::Map(entries) = v else { return Err(format!("count_work_units: unexpected {v:?}")) };
     let mut out = BTreeMap::new();
@@ -144,7 +144,7 @@ async fn counts(c: &mut Client, spec: &str) -> Result<BTreeMap<i64, u64>, Error>
     Ok(out)
 }
 
-fn fmt_counts(c: &BTreeMap<i64, u64>) -> String {
+pub fn fmt_counts(c: &BTreeMap<i64, u64>) -> String {
     let parts: Vec<String> = c.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     format!("{{{}}}", parts.join(", "))
 }
@@ -156,7 +156,7 @@ fn batches(n: u64, size: usize) -> Vec<(u64, u64)> {
 }
 
 /// Adds units `[0, n)` from `conns` connections (untimed set-up).
-async fn preload(cfg: &Cfg, spec: &str, n: u64, conns: usize) -> Result<Duration, Error> {
+pub async fn preload(cfg: &Cfg, spec: &str, n: u64, conns: usize) -> Result<Duration, Error> {
     let t = Instant::now();
     let all = batches(n, cfg.batch);
     let conns = conns.clamp(1, all.len().max(1));
@@ -180,7 +180,7 @@ async fn preload(cfg: &Cfg, spec: &str, n: u64, conns: usize) -> Result<Duration
     Ok(t.elapsed())
 }
 
-async fn join_all<T>(tasks: Vec<JoinHandle<Result<T, Error>>>) -> Result<Vec<T>, Error> {
+pub async fn join_all<T>(tasks: Vec<JoinHandle<Result<T, Error>>>) -> Result<Vec<T>, Error> {
     let mut out = Vec::with_capacity(tasks.len());
     let mut first_err = None;
     for t in tasks {
@@ -201,7 +201,7 @@ async fn join_all<T>(tasks: Vec<JoinHandle<Result<T, Error>>>) -> Result<Vec<T>,
 }
 
 /// Span from the earliest start to the latest end.
-fn span(times: impl Iterator<Item = (Instant, Instant)>) -> f64 {
+pub fn span(times: impl Iterator<Item = (Instant, Instant)>) -> f64 {
     let (mut s, mut e): (Option<Instant>, Option<Instant>) = (None, None);
     for (a, b) in times {
         s = Some(s.map_or(a, |s| s.min(a)));
@@ -215,7 +215,7 @@ fn span(times: impl Iterator<Item = (Instant, Instant)>) -> f64 {
 
 /// Runs `body`, then deletes the spec whatever happened, reading the
 /// daemon's memory first (while the units are still loaded).
-async fn with_spec<F>(cfg: &Cfg, spec: &str, body: F) -> Result<Report, Error>
+pub async fn with_spec<F>(cfg: &Cfg, spec: &str, body: F) -> Result<Report, Error>
 where
     F: std::future::Future<Output = Result<Report, Error>>,
 {
@@ -294,7 +294,7 @@ pub async fn add(cfg: &Cfg) -> Result<Report, Error> {
 
 /// What one worker connection did.
 #[derive(Default)]
-struct WorkerOut {
+pub struct WorkerOut {
     start: Option<Instant>,
     end: Option<Instant>,
     get_work: Lat,
@@ -309,15 +309,36 @@ struct WorkerOut {
     refused: u64,
 }
 
-/// The `get_work` / `update_work_unit` loop of a Python worker. Stops when
-/// the spec has nothing available (`until` = None) or at `until`.
+/// When a worker stops.
+#[derive(Clone)]
+pub enum Stop {
+    /// At the first empty `get_work` (drain).
+    Empty,
+    /// After this long, waiting out empty answers (mixed).
+    After(Duration),
+    /// At the first empty `get_work` once the flag is set; before that,
+    /// empty answers are waited out (soak: units still being added).
+    EmptyOnce(Arc<AtomicBool>),
+}
+
+impl Stop {
+    fn on_empty(&self) -> bool {
+        match self {
+            Stop::Empty => true,
+            Stop::After(_) => false,
+            Stop::EmptyOnce(flag) => flag.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The `get_work` / `update_work_unit` loop of a Python worker, until `stop`.
 async fn worker_loop(
     addr: String,
     spec: String,
     worker_id: String,
     max_jobs: usize,
     barrier: Arc<Barrier>,
-    until: Option<Duration>,
+    stop: Stop,
     keep_keys: bool,
 ) -> Result<WorkerOut, Error> {
     let mut c = Client::connect(&addr).await?;
@@ -336,7 +357,7 @@ async fn worker_loop(
     let start = Instant::now();
     out.start = Some(start);
     loop {
-        if until.is_some_and(|d| start.elapsed() >= d) {
+        if matches!(stop, Stop::After(d) if start.elapsed() >= d) {
             break;
         }
         let t0 = Instant::now();
@@ -345,7 +366,7 @@ async fn worker_loop(
         grants(&res, &mut got)?;
         if got.is_empty() {
             out.empty += 1;
-            if until.is_none() {
+            if stop.on_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -374,7 +395,108 @@ async fn worker_loop(
     Ok(out)
 }
 
+/// Starts `n` workers on `spec`, named `coordbench-PID-TAGi`.
+pub fn spawn_workers(
+    cfg: &Cfg,
+    spec: &str,
+    n: usize,
+    barrier: &Arc<Barrier>,
+    stop: Stop,
+    keep_keys: bool,
+    tag: &str,
+) -> Vec<JoinHandle<Result<WorkerOut, Error>>> {
+    let pid = std::process::id();
+    (0..n)
+        .map(|i| {
+            tokio::spawn(worker_loop(
+                cfg.addr.clone(),
+                spec.to_owned(),
+                format!("coordbench-{pid}-{tag}{i}"),
+                cfg.max_jobs.max(1),
+                barrier.clone(),
+                stop.clone(),
+                keep_keys,
+            ))
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------- drain
+
+/// The workers of a drain, merged: latencies, counts, and which of the
+/// units `[0, n)` were finished how often.
+pub struct Merged {
+    pub secs: f64,
+    pub get_work: Lat,
+    pub update: Lat,
+    pub completed: u64,
+    /// `get_work` calls that found nothing.
+    pub empty: u64,
+    n: u64,
+    strange: u64,
+    refused: u64,
+    missing: usize,
+    dup: usize,
+}
+
+impl Merged {
+    pub fn of(outs: &[WorkerOut], n: u64) -> Merged {
+        let secs = span(outs.iter().filter_map(|o| Some((o.start?, o.end?))));
+        let mut m = Merged {
+            secs,
+            get_work: Lat::default(),
+            update: Lat::default(),
+            completed: 0,
+            empty: 0,
+            n,
+            strange: 0,
+            refused: 0,
+            missing: 0,
+            dup: 0,
+        };
+        let mut seen = vec![0u8; n as usize];
+        for o in outs {
+            m.get_work.merge(&o.get_work);
+            m.update.merge(&o.update);
+            m.completed += o.completed;
+            m.empty += o.empty;
+            m.strange += o.strange;
+            m.refused += o.refused;
+            for &i in &o.seen {
+                match seen.get_mut(i as usize) {
+                    Some(s) => *s = s.saturating_add(1),
+                    None => m.strange += 1,
+                }
+            }
+        }
+        m.missing = seen.iter().filter(|&&s| s == 0).count();
+        m.dup = seen.iter().filter(|&&s| s > 1).count();
+        m
+    }
+
+    /// Checks that every unit was finished exactly once, by the workers'
+    /// account and by the daemon's `count_work_units`; notes the outcome.
+    pub async fn verify(&self, c: &mut Client, spec: &str, r: &mut Report) -> Result<(), Error> {
+        let got = counts(c, spec).await?;
+        let finished = got.get(&4).copied().unwrap_or(0);
+        let others: u64 = got.iter().filter(|(k, _)| **k != 4).map(|(_, v)| *v).sum();
+        let Merged { n, completed, missing, dup, strange, refused, .. } = *self;
+        let verified =
+            missing == 0 && dup == 0 && strange == 0 && refused == 0 && finished == n && others == 0 && completed == n;
+        if verified {
+            r.notes
+                .push(format!("verified: all {n} keys finished exactly once; count_work_units {}", fmt_counts(&got)));
+        } else {
+            r.ok = false;
+            r.notes.push(format!(
+                "VERIFICATION FAILED: completed {completed} of {n}, missing {missing}, duplicated {dup}, foreign {strange}, \
+                 refused updates {refused}; count_work_units {}",
+                fmt_counts(&got)
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// `drain`: N units added (untimed), then W workers take them J at a time
 /// and finish each until the spec is empty; every unit must be finished
@@ -384,64 +506,21 @@ pub async fn drain(cfg: &Cfg) -> Result<Report, Error> {
     with_spec(cfg, &spec, async {
         let n = cfg.units;
         let load = preload(cfg, &spec, n, 2).await?;
-        eprintln!("coordbench: drain: {n} units added in {:.2} s; draining with W={} J={}", load.as_secs_f64(), cfg.workers, cfg.max_jobs);
+        eprintln!(
+            "coordbench: drain: {n} units added in {:.2} s; draining with W={} J={}",
+            load.as_secs_f64(),
+            cfg.workers,
+            cfg.max_jobs
+        );
         let w = cfg.workers.max(1);
         let barrier = Arc::new(Barrier::new(w));
-        let pid = std::process::id();
-        let tasks: Vec<_> = (0..w)
-            .map(|i| {
-                tokio::spawn(worker_loop(
-                    cfg.addr.clone(),
-                    spec.clone(),
-                    format!("coordbench-{pid}-{i}"),
-                    cfg.max_jobs.max(1),
-                    barrier.clone(),
-                    None,
-                    true,
-                ))
-            })
-            .collect();
-        let outs = join_all(tasks).await?;
-        let secs = span(outs.iter().map(|o| (o.start.unwrap(), o.end.unwrap())));
-        let (mut gw, mut up) = (Lat::default(), Lat::default());
-        let mut completed = 0;
-        let mut strange = 0;
-        let mut refused = 0;
-        let mut seen = vec![0u8; n as usize];
-        for o in &outs {
-            gw.merge(&o.get_work);
-            up.merge(&o.update);
-            completed += o.completed;
-            strange += o.strange;
-            refused += o.refused;
-            for &i in &o.seen {
-                match seen.get_mut(i as usize) {
-                    Some(s) => *s = s.saturating_add(1),
-                    None => strange += 1,
-                }
-            }
-        }
-        let missing = seen.iter().filter(|&&s| s == 0).count();
-        let dup = seen.iter().filter(|&&s| s > 1).count();
+        let outs = join_all(spawn_workers(cfg, &spec, w, &barrier, Stop::Empty, true, "")).await?;
+        let m = Merged::of(&outs, n);
         let mut r = Report::new("drain", &spec, w, cfg.max_jobs, n, cfg.data_bytes);
-        r.rows.push(Row::throughput("units completed", completed, secs));
-        r.rows.push(Row::latency(&format!("get_work (max_jobs {})", cfg.max_jobs), &gw, secs));
-        r.rows.push(Row::latency("update_work_unit", &up, secs));
-        let mut c = Client::connect(&cfg.addr).await?;
-        let got = counts(&mut c, &spec).await?;
-        let finished = got.get(&4).copied().unwrap_or(0);
-        let others: u64 = got.iter().filter(|(k, _)| **k != 4).map(|(_, v)| *v).sum();
-        let verified = missing == 0 && dup == 0 && strange == 0 && refused == 0 && finished == n && others == 0 && completed == n;
-        if verified {
-            r.notes.push(format!("verified: all {n} keys finished exactly once; count_work_units {}", fmt_counts(&got)));
-        } else {
-            r.ok = false;
-            r.notes.push(format!(
-                "VERIFICATION FAILED: completed {completed} of {n}, missing {missing}, duplicated {dup}, foreign {strange}, \
-                 refused updates {refused}; count_work_units {}",
-                fmt_counts(&got)
-            ));
-        }
+        r.rows.push(Row::throughput("units completed", m.completed, m.secs));
+        r.rows.push(Row::latency(&format!("get_work (max_jobs {})", cfg.max_jobs), &m.get_work, m.secs));
+        r.rows.push(Row::latency("update_work_unit", &m.update, m.secs));
+        m.verify(&mut Client::connect(&cfg.addr).await?, &spec, &mut r).await?;
         Ok(r)
     })
     .await
@@ -515,7 +594,6 @@ pub async fn mixed(cfg: &Cfg) -> Result<Report, Error> {
         let until = cfg.duration;
         // Adders stop early past this many units each, to bound memory.
         let cap = 5_000_000 / adders as u64;
-        let pid = std::process::id();
         let mut add_tasks = Vec::new();
         for a in 0..adders {
             let (addr, spec, size, batch, barrier) =
@@ -538,19 +616,7 @@ pub async fn mixed(cfg: &Cfg) -> Result<Report, Error> {
                 Ok::<_, Error>((start, Instant::now(), lat, added))
             }));
         }
-        let work_tasks: Vec<_> = (0..workers)
-            .map(|i| {
-                tokio::spawn(worker_loop(
-                    cfg.addr.clone(),
-                    spec.clone(),
-                    format!("coordbench-{pid}-m{i}"),
-                    cfg.max_jobs.max(1),
-                    barrier.clone(),
-                    Some(until),
-                    false,
-                ))
-            })
-            .collect();
+        let work_tasks = spawn_workers(cfg, &spec, workers, &barrier, Stop::After(until), false, "m");
         let adds = join_all(add_tasks).await?;
         let works = join_all(work_tasks).await?;
         let secs =

@@ -120,6 +120,8 @@ pub struct Report {
     pub ok: bool,
     pub notes: Vec<String>,
     pub mem: Option<Mem>,
+    /// The daemon's VmRSS sampled during the run: (seconds, kB).
+    pub rss_series: Vec<(f64, u64)>,
 }
 
 impl Report {
@@ -135,6 +137,7 @@ impl Report {
             ok: true,
             notes: Vec::new(),
             mem: None,
+            rss_series: Vec::new(),
         }
     }
 
@@ -171,6 +174,9 @@ impl Report {
         });
         if let Some(m) = self.mem {
             o["daemon"] = json!({"vm_rss_kb": m.rss_kb, "vm_hwm_kb": m.hwm_kb});
+        }
+        if !self.rss_series.is_empty() {
+            o["daemon_rss_series"] = self.rss_series.iter().map(|&(t, kb)| json!({"t": t, "vm_rss_kb": kb})).collect();
         }
         o
     }
