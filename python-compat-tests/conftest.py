@@ -119,7 +119,7 @@ def _reap_workers(tmpdir):
 
 @pytest.fixture(autouse=True)
 def _py2wire_per_test():
-    '''--py2-wire remembers which strings it sent as bytes for one test.'''
+    '''--py2-wire remembers which byte strings it sent as bytes for one test.'''
     import py2wire
     py2wire.forget()
     yield

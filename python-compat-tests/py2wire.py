@@ -15,16 +15,16 @@ data), and the daemon answers those strings as byte strings.  So in this
 mode:
 
 * :func:`to_wire` sends every ASCII ``str`` as bytes (a non-ASCII ``str``
-  stands for a Python 2 ``unicode`` and stays text), and remembers each
-  string it turned into bytes;
-* :func:`from_wire` turns back into ``str`` the byte strings this client
-  itself sent as ``str`` (and never as ``bytes``) in the current test,
-  undoing its own conversion so that the test code (whose literals are
-  Python 3 ``str``) sees the type it sent. Every other byte string (binary
-  keys the tests send as ``bytes``) stays ``bytes``.
+  stands for a Python 2 ``unicode`` and stays text);
+* :func:`from_wire` decodes each ASCII byte string of a reply to ``str``,
+  the native string type, as Python 2 decoded it into its ``str``.  The
+  exception is a byte string that this process itself sent as a ``bytes``
+  object in the current test: the converted code wrote that one as a
+  ``b''`` literal (a ``str`` in Python 2, ``bytes`` now), so it gets
+  ``bytes`` back.  Non-ASCII byte strings stay ``bytes``.
 
 No value is given an equality it does not have in Python 3: the mode only
-chooses the types on the wire and reverses that choice on the way back.
+chooses the types on the wire and the types decoded from it.
 The upstream Python daemon, run under Python 3, cannot take this mode (it
 would look methods up by bytes names); use it against our daemon only.
 '''
@@ -45,21 +45,19 @@ class Unicode(str):
     __slots__ = ()
 
 
-# Byte strings this client produced from ASCII ``str`` values, and byte
-# strings it sent as bytes itself (py2-wire); conftest.py forgets them
-# between tests, so one test's strings do not decide another's types.
-_SENT_AS_BYTES = set()
+# Byte strings this process sent as ``bytes`` objects (py2-wire);
+# conftest.py forgets them between tests, so one test's literals do not
+# decide another's types.
 _SENT_RAW = set()
 
 
 def forget():
-    '''Forget which strings were sent as what (called between tests).'''
-    _SENT_AS_BYTES.clear()
+    '''Forget which byte strings were sent as bytes (between tests).'''
     _SENT_RAW.clear()
 
 
 def from_wire(obj):
-    '''A decoded response; in py2-wire mode, what we sent as ``str`` is str.'''
+    '''A decoded response, with Python 2's native strings in py2-wire mode.'''
     if not PY2_WIRE:
         return obj
     return _from_wire(obj)
@@ -67,9 +65,12 @@ def from_wire(obj):
 
 def _from_wire(obj):
     if isinstance(obj, bytes):
-        if obj in _SENT_AS_BYTES and obj not in _SENT_RAW:
+        if obj in _SENT_RAW:
+            return obj
+        try:
             return obj.decode('ascii')
-        return obj
+        except UnicodeDecodeError:
+            return obj
     if isinstance(obj, list):
         return [_from_wire(v) for v in obj]
     if type(obj) is tuple:
@@ -91,11 +92,9 @@ def _to_wire(obj):
         return str(obj)
     if isinstance(obj, str):
         try:
-            b = obj.encode('ascii')
+            return obj.encode('ascii')
         except UnicodeEncodeError:
             return obj  # a Python 2 unicode
-        _SENT_AS_BYTES.add(b)
-        return b
     if isinstance(obj, bytes):
         _SENT_RAW.add(obj)
         return obj

@@ -16,8 +16,9 @@
 # Options:
 #   --python-daemon   start the upstream Python daemon instead
 #   --py2-wire        speak as the Python 2 client did: every ASCII string
-#                     goes out as a CBOR byte string, and the client turns
-#                     back into str what it sent as str (COMPAT_PY2_WIRE=1,
+#                     goes out as a CBOR byte string, and ASCII byte strings
+#                     come back as str, Python 2's native string, except
+#                     those the test itself sent as bytes (COMPAT_PY2_WIRE=1,
 #                     see py2wire.py); not with --python-daemon. Without it
 #                     the converted client runs as a plain Python 3 client.
 #   --prepare-only    set up .work/ (venv, sources, conversion) and stop

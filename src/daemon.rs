@@ -45,6 +45,8 @@ pub struct Options {
     /// Open connections served at once; `None` derives it from the
     /// open-file limit ([`crate::limits::default_max_connections`]).
     pub max_connections: Option<usize>,
+    /// What one call may ask of the job server: reply size, lock paths.
+    pub call_limits: jobserver::Limits,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             max_frame_bytes: cborrpc::connection::DEFAULT_MAX_FRAME,
             max_pending_reply_bytes: DEFAULT_MAX_PENDING_REPLY,
             max_connections: None,
+            call_limits: jobserver::Limits::default(),
         }
     }
 }
@@ -99,7 +102,7 @@ impl Daemon {
     /// inject faults).
     pub async fn start_with<C: Coordinate>(backend: C, options: Options) -> Result<Daemon, String> {
         let (listener, addr) = bind(&options).await?;
-        let jobs = Arc::new(JobServer::new(backend, options.config.clone()));
+        let jobs = Arc::new(JobServer::with_limits(backend, options.config.clone(), options.call_limits.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, jobs, options.server_config(), async {
             let _ = stopped.await;
@@ -145,7 +148,7 @@ async fn run_with<C: Coordinate>(
     let cfg = options.server_config();
     let kind = if options.backend == "memory" { "memory" } else { "postgres" };
     info!(%addr, backend = kind, max_connections = cfg.max_connections, "coordinated listening for CBOR-RPC");
-    let jobs = Arc::new(JobServer::new(backend, options.config.clone()));
+    let jobs = Arc::new(JobServer::with_limits(backend, options.config.clone(), options.call_limits.clone()));
     server::serve(listener, jobs, cfg, shutdown).await;
     info!("stopped");
     Ok(())

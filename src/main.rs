@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use backends::locks::LockLimits;
 use clap::Parser;
 use coordinated::{config, limits, Options};
 use tracing::{error, info};
@@ -46,6 +47,18 @@ struct Args {
     /// [default: the open-file limit less 64]
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Largest reply one call may build where a short request could name a
+    /// large value many times (`get_work_unit_status`); over it the call
+    /// gets an error.
+    #[arg(long, default_value_t = jobserver::Limits::default().max_reply_bytes)]
+    max_reply_bytes: usize,
+    /// Key paths one lock call (`lock`, `locksome`, `renew`, `unlock`,
+    /// `readlock`) may name.
+    #[arg(long, default_value_t = LockLimits::default().max_paths)]
+    max_lock_paths: usize,
+    /// Labels one lock key path may have.
+    #[arg(long, default_value_t = LockLimits::default().max_depth)]
+    max_lock_depth: usize,
 }
 
 async fn shutdown_signal() {
@@ -86,6 +99,14 @@ fn main() -> ExitCode {
         max_frame_bytes: args.max_frame_bytes,
         max_pending_reply_bytes: args.max_pending_reply_bytes,
         max_connections: args.max_connections,
+        call_limits: jobserver::Limits {
+            max_reply_bytes: args.max_reply_bytes,
+            locks: LockLimits {
+                max_paths: args.max_lock_paths,
+                max_depth: args.max_lock_depth,
+                ..LockLimits::default()
+            },
+        },
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -309,7 +309,34 @@ fn help_documents_every_limit() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_coordinated")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--max-frame-bytes", "--max-pending-reply-bytes", "--max-connections", "--log-requests"] {
+    for flag in [
+        "--max-frame-bytes",
+        "--max-pending-reply-bytes",
+        "--max-connections",
+        "--max-reply-bytes",
+        "--max-lock-paths",
+        "--max-lock-depth",
+        "--log-requests",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+}
+
+/// Unit data with a bignum beyond 64 bits (−2^128) is accepted over the
+/// wire and read back unchanged; an unknown tag is refused with its place
+/// named, and the connection goes on.
+#[tokio::test]
+async fn bignums_round_trip_and_unknown_tags_are_refused() {
+    let d = Daemon::memory().await;
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
+    let big = Value::Tag(3, Box::new(b(&[0xff; 16])));
+    let unit = Value::Array(vec![t("u"), map(&[("big", big.clone())])]);
+    c.ok("add_work_units", vec![t("s"), Value::Array(vec![unit])]).await;
+    let units = c.ok("get_work_units", vec![t("s"), map(&[])]).await;
+    assert_eq!(units, ok_pair(Value::Array(vec![tuple(vec![t("u"), map(&[("big", big)])])])));
+    let odd = Value::Array(vec![t("v"), map(&[("x", Value::Tag(99, Box::new(i(1))))])]);
+    let err = c.call("add_work_units", vec![t("s"), Value::Array(vec![odd])]).await.unwrap_err();
+    assert!(err.contains("CBOR tag 99") && err.contains(r#"params[1][0][1]["x"]"#), "{err}");
+    assert_eq!(c.ok("count_work_units", vec![t("s")]).await, ok_pair(Value::Map(vec![(i(1), i(1))])));
 }

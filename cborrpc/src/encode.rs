@@ -81,7 +81,7 @@ pub fn head(major: u8, n: u64, out: &mut Vec<u8>) {
 
 /// Decodes one complete CBOR item from `bytes` (trailing bytes ignored).
 pub fn decode(bytes: &[u8]) -> Result<Value, String> {
-    ciborium::de::from_reader(bytes).map_err(|e| format!("invalid CBOR: {e}"))
+    crate::decode::decode(bytes)
 }
 
 #[cfg(test)]

@@ -17,10 +17,12 @@
 //!   allocated.
 //! * [`message`] — requests and responses: the tag-24 wrapper, the request
 //!   map with byte- or text-string keys, the response map with text keys.
+//! * [`decode`] — one CBOR item from a byte slice, bignums of any size kept.
 //! * [`connection`] — reading frames from and writing replies to an async
 //!   stream, with pipelining.
 
 pub mod connection;
+pub mod decode;
 pub mod encode;
 pub mod message;
 pub mod scan;

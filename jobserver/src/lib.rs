@@ -143,6 +143,7 @@ impl<C: Coordinate> JobServer<C> {
     /// Runs one RPC method (snake_case or CamelCase name).
     pub async fn call(&self, method: &str, params: Vec<Value>) -> RpcResult<Value> {
         use {config::*, locks::*, specs::*, units::*, work::*, workers::*};
+        wire::check_readable(&params).map_err(RpcError::InvalidRequest)?;
         match &*wire::snake(method) {
             "list_work_specs" => self.run::<ListWorkSpecs>(params).await,
             "set_work_spec" => self.run::<SetWorkSpec>(params).await,

@@ -1095,3 +1095,39 @@ async fn leases() {
     assert_eq!(f.get_work_as("w2").await, Some((SPEC.to_string(), t("a"), map([]))));
     same(&f.status_map(SPEC, "a").await, &pending("w2", f.now() + GET_WORK_LEASE));
 }
+
+// ---------------------------------------------------------------------------
+// Data checked at the door (issue: unit data no client can read back)
+
+/// Unknown tags, and known tags around the wrong kind of value, are refused
+/// with the place in the request named; nothing is stored.
+#[tokio::test]
+async fn unreadable_cbor_is_refused_where_it_is() {
+    let f = Fixture::new();
+    f.set_spec(spec_data([])).await;
+    let bad = map([("k", list([int(1), Value::Tag(99, Box::new(int(1)))]))]);
+    let err = f.call("add_work_units", vec![t(SPEC), list([list([t("u"), bad])])]).await.unwrap_err();
+    assert!(err.starts_with(r#"params[1][0][1]["k"][1]: CBOR tag 99 around integer is not accepted"#), "{err}");
+    let bignum_of_text = map([("k", Value::Tag(2, Box::new(t("12"))))]);
+    let err = f.call("add_work_units", vec![t(SPEC), list([list([t("u"), bignum_of_text])])]).await.unwrap_err();
+    assert!(err.contains("CBOR tag 2 around text"), "{err}");
+    let short_uuid = map([("data", map([("id", Value::Tag(37, Box::new(b([1, 2]))))]))]);
+    let err = f.call("update_work_unit", vec![t(SPEC), t("u"), short_uuid]).await.unwrap_err();
+    assert!(err.contains("CBOR tag 37 around byte string"), "{err}");
+    assert_eq!(f.work_units(SPEC, map([])).await, list([]));
+}
+
+/// What the Python client reads back is stored and answered unchanged: a
+/// bignum beyond 64 bits (tag 3, −2^128), a UUID, a tuple.
+#[tokio::test]
+async fn readable_tags_round_trip() {
+    let f = Fixture::new();
+    f.set_spec(spec_data([])).await;
+    let data = map([
+        ("big", Value::Tag(3, Box::new(b([0xff; 16])))),
+        ("id", Value::Tag(37, Box::new(b([7; 16])))),
+        ("pair", tuple(vec![int(1), t("x")])),
+    ]);
+    f.add_unit(SPEC, "u", data.clone()).await;
+    same(&f.one_unit(SPEC, "u").await, &data);
+}

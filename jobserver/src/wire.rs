@@ -111,3 +111,78 @@ mod tests {
         assert_eq!(snake("get_work"), "get_work");
     }
 }
+
+/// Tags the Python client reads back: bignums (2, 3) of bytes, UUIDs (37)
+/// of 16 bytes, and tuples (128) of an array.
+fn readable_tag(tag: u64, inner: &cborrpc::Value) -> bool {
+    use cborrpc::Value;
+    match (tag, inner) {
+        (2 | 3, Value::Bytes(_)) => true,
+        (37, Value::Bytes(b)) => b.len() == 16,
+        (128, Value::Array(_)) => true,
+        _ => false,
+    }
+}
+
+/// Checks that every value in a request is one the Python client can read
+/// back, so nothing stored can break a later reply for everyone who reads
+/// it (docs/protocol.md §1.6). The error names where the value is, as a
+/// path into the parameters: `params[1][0]["data"]`. The walk allocates
+/// nothing unless it finds something to refuse.
+pub fn check_readable(params: &[cborrpc::Value]) -> Result<(), String> {
+    use cborrpc::value::type_name;
+    use cborrpc::Value;
+    let mut stack: Vec<&Value> = params.iter().collect();
+    while let Some(v) = stack.pop() {
+        let why = match v {
+            Value::Array(items) => {
+                stack.extend(items);
+                continue;
+            }
+            Value::Map(entries) => {
+                stack.extend(entries.iter().flat_map(|(k, v)| [k, v]));
+                continue;
+            }
+            Value::Tag(tag, inner) if readable_tag(*tag, inner) => {
+                stack.push(inner);
+                continue;
+            }
+            Value::Tag(tag, inner) => format!("CBOR tag {tag} around {}", type_name(inner)),
+            Value::Integer(_) | Value::Bytes(_) | Value::Float(_) | Value::Text(_) | Value::Bool(_) | Value::Null => {
+                continue
+            }
+            other => type_name(other).to_string(),
+        };
+        let path = path_to(params, v).unwrap_or_else(|| "params".into());
+        return Err(format!("{path}: {why} is not accepted (the Python client could not read it back)"));
+    }
+    Ok(())
+}
+
+/// Where `target` sits in `params` (found by address), for error messages.
+fn path_to(params: &[cborrpc::Value], target: &cborrpc::Value) -> Option<String> {
+    use cborrpc::Value;
+    let mut stack: Vec<(&Value, String)> =
+        params.iter().enumerate().map(|(i, v)| (v, format!("params[{i}]"))).collect();
+    while let Some((v, path)) = stack.pop() {
+        if std::ptr::eq(v, target) {
+            return Some(path);
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().enumerate().map(|(i, v)| (v, format!("{path}[{i}]")))),
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let label = match k {
+                        Value::Text(s) => format!("{s:?}"),
+                        other => format!("<{}>", cborrpc::value::type_name(other)),
+                    };
+                    stack.push((k, format!("{path} (a key)")));
+                    stack.push((v, format!("{path}[{label}]")));
+                }
+            }
+            Value::Tag(_, inner) => stack.push((inner, path)),
+            _ => {}
+        }
+    }
+    None
+}
