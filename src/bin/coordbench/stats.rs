@@ -205,6 +205,52 @@ fn fmt_ms(v: f64) -> String {
 }
 
 /// Renders reports as one aligned table, notes below it.
+/// The table rows of one report: its first row names the scenario and its
+/// parameters, the others only their operation.
+fn report_lines(r: &Report) -> Vec<Vec<String>> {
+    let mut lines = Vec::new();
+    for (i, row) in r.rows.iter().enumerate() {
+        let first = i == 0;
+        let (p50, p99, max) = match row.lat {
+            Some(l) => (fmt_ms(l.p50), fmt_ms(l.p99), fmt_ms(l.max)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let (rss, hwm) = match (first, r.mem) {
+            (true, Some(m)) => (format!("{:.1}", m.rss_kb as f64 / 1024.0), format!("{:.1}", m.hwm_kb as f64 / 1024.0)),
+            _ => (String::new(), String::new()),
+        };
+        let name = if r.ok { r.scenario.clone() } else { format!("{} FAILED", r.scenario) };
+        lines.push(vec![
+            if first { name } else { String::new() },
+            if first { r.workers.to_string() } else { String::new() },
+            if !first {
+                String::new()
+            } else if r.max_jobs == 0 {
+                "-".into()
+            } else {
+                r.max_jobs.to_string()
+            },
+            if !first {
+                String::new()
+            } else if r.units == 0 {
+                "-".into()
+            } else {
+                fmt_count(r.units)
+            },
+            row.op.clone(),
+            fmt_count(row.count),
+            format!("{:.3}", row.secs),
+            fmt_count(row.rate().round() as u64),
+            p50,
+            p99,
+            max,
+            rss,
+            hwm,
+        ]);
+    }
+    lines
+}
+
 pub fn table(reports: &[Report]) -> String {
     let header = [
         "scenario",
@@ -221,50 +267,7 @@ pub fn table(reports: &[Report]) -> String {
         "RSS MB",
         "HWM MB",
     ];
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    for r in reports {
-        for (i, row) in r.rows.iter().enumerate() {
-            let first = i == 0;
-            let (p50, p99, max) = match row.lat {
-                Some(l) => (fmt_ms(l.p50), fmt_ms(l.p99), fmt_ms(l.max)),
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            let (rss, hwm) = match (first, r.mem) {
-                (true, Some(m)) => {
-                    (format!("{:.1}", m.rss_kb as f64 / 1024.0), format!("{:.1}", m.hwm_kb as f64 / 1024.0))
-                }
-                _ => (String::new(), String::new()),
-            };
-            let name = if r.ok { r.scenario.clone() } else { format!("{} FAILED", r.scenario) };
-            lines.push(vec![
-                if first { name } else { String::new() },
-                if first { r.workers.to_string() } else { String::new() },
-                if !first {
-                    String::new()
-                } else if r.max_jobs == 0 {
-                    "-".into()
-                } else {
-                    r.max_jobs.to_string()
-                },
-                if !first {
-                    String::new()
-                } else if r.units == 0 {
-                    "-".into()
-                } else {
-                    fmt_count(r.units)
-                },
-                row.op.clone(),
-                fmt_count(row.count),
-                format!("{:.3}", row.secs),
-                fmt_count(row.rate().round() as u64),
-                p50,
-                p99,
-                max,
-                rss,
-                hwm,
-            ]);
-        }
-    }
+    let lines: Vec<Vec<String>> = reports.iter().flat_map(report_lines).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for l in &lines {
         for (w, c) in widths.iter_mut().zip(l) {
