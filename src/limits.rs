@@ -13,6 +13,10 @@
 //!   glibc also opens a new arena (a heap of its own, which keeps its
 //!   working set) whenever threads contend, up to 8 per CPU; one arena per
 //!   CPU, as many as tokio has workers, is enough for the daemon.
+//! * Heap trimming. A large request decodes into many small values (a
+//!   million spec names, say); once freed they leave pages glibc keeps
+//!   unless asked, so a second after large requests the daemon asks
+//!   (`malloc_trim`), off the request path.
 
 use tracing::{info, warn};
 
@@ -71,6 +75,29 @@ pub fn tune_allocator() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
             libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
             libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cpus).unwrap_or(i32::MAX));
+        }
+    }
+}
+
+static HEAVY_SINCE_TRIM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that a large request ran: the heap trimmer gives its freed pages
+/// back within a second.
+pub fn note_heavy_request() {
+    HEAVY_SINCE_TRIM.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Every second, if a large request ran since the last time, gives freed
+/// heap pages back to the system (`malloc_trim` walks the allocator's free
+/// lists, so it runs on a blocking thread, never per request).
+pub async fn trim_heap_forever() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if HEAVY_SINCE_TRIM.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases memory the allocator holds free.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
         }
     }
 }

@@ -57,6 +57,7 @@ pub async fn serve<C: Coordinate>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut conns = JoinSet::new();
+    let trimmer = tokio::spawn(crate::limits::trim_heap_forever());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -93,6 +94,7 @@ pub async fn serve<C: Coordinate>(
         warn!("connections still busy after 30 s; closing them");
         conns.shutdown().await;
     }
+    trimmer.abort();
 }
 
 async fn handle<C: Coordinate>(
@@ -162,7 +164,11 @@ async fn call<C: Coordinate>(
         // A big request (say, 1,000 units to add) takes milliseconds of
         // CPU; run it off the async workers so small requests on other
         // connections keep flowing.
-        tokio::task::block_in_place(|| Handle::current().block_on(run))
+        tokio::task::block_in_place(|| {
+            let out = Handle::current().block_on(run);
+            crate::limits::note_heavy_request();
+            out
+        })
     } else {
         run.await
     };

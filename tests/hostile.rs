@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use backends::memory::MemoryBackend;
 use backends::*;
 use cborrpc::encode_request;
+use cborrpc::value::tuple;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -378,4 +379,114 @@ async fn the_daemon_logs_failures_refusals_and_its_file_limit() {
     let nums: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
     assert_eq!(nums[0], nums[1], "{files}");
     assert!(d.log().contains("open-file limit"));
+}
+
+/// Case 1: a 30,000-label lock path once overflowed the stack of the next
+/// lock call from anyone. Now it is refused, and the lock tree and the
+/// daemon go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_deep_lock_path_is_refused_and_crashes_nothing() {
+    let d = Process::start(&[]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
+    warm_up(&d).await;
+    let before = settled_rss_kib(&d).await;
+    let deep = Value::Array(vec![Value::Array(vec![i(0); 30_000])]);
+    let got = c.ok("lock", vec![t("a"), i(0), deep]).await;
+    let msg = got.as_array().and_then(|p| p[1].as_text()).unwrap_or_default().to_string();
+    assert!(got.as_array().unwrap()[0] == Value::Bool(false) && msg.contains("max_depth"), "{got:?}");
+    let mut other = d.client().await;
+    assert_eq!(other.ok("readlock", vec![Value::Array(vec![])]).await, Value::Array(vec![]));
+    let path = Value::Array(vec![Value::Array(vec![t("jobs"), t("j1")])]);
+    assert_eq!(other.ok("lock", vec![t("b"), i(60), path.clone()]).await, ok_pair(Value::Bool(true)));
+    assert_eq!(other.ok("readlock", vec![path]).await, Value::Array(vec![t("b")]));
+    let latency = median_latency(d.addr, 20).await;
+    assert!(latency < Duration::from_millis(50), "others waited {latency:?}");
+    assert_memory_back(before, settled_rss_kib(&d).await);
+}
+
+/// Case 2: one short request naming a unit with a 1 MiB traceback 256 times
+/// once built a 256 MiB reply that the daemon kept. With a 16 MiB reply
+/// budget it is refused, and the same keys once each still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_request_cannot_build_a_huge_reply() {
+    let d = Process::start(&["--max-reply-bytes", "16777216"]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
+    c.ok("add_work_units", vec![t("probe"), Value::Array(vec![t("tb")])]).await;
+    c.ok("get_work", vec![t("w"), map(&[])]).await;
+    let failed = map(&[("status", i(5)), ("data", map(&[("traceback", t(&"x".repeat(1 << 20)))]))]);
+    assert_eq!(c.ok("update_work_unit", vec![t("probe"), t("tb"), failed]).await, ok_pair(Value::Bool(true)));
+    warm_up(&d).await;
+    let before = settled_rss_kib(&d).await;
+    let keys = Value::Array(vec![t("tb"); 256]);
+    let err = c.call("get_work_unit_status", vec![t("probe"), keys]).await.unwrap_err();
+    assert!(err.contains("reply limit"), "{err}");
+    let one = c.ok("get_work_unit_status", vec![t("probe"), Value::Array(vec![t("tb")])]).await;
+    assert_eq!(one.as_array().map(Vec::len), Some(2));
+    let latency = median_latency(d.addr, 20).await;
+    assert!(latency < Duration::from_millis(50), "others waited {latency:?}");
+    assert_memory_back(before, settled_rss_kib(&d).await);
+}
+
+/// Case 3: locking and unlocking 10,000 paths in a call (the limit) took
+/// seconds with every client waiting, and a `get_work` naming a million
+/// specs scanned specs × names under the global lock. Others are served
+/// meanwhile now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_lock_calls_and_long_spec_lists_do_not_stall_others() {
+    let d = Process::start(&[]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
+    for n in 0..200 {
+        c.ok("set_work_spec", vec![map(&[("name", t(&format!("spec{n}")))])]).await;
+    }
+    let paths = Value::Array((0..10_000).map(|n| Value::Array(vec![t("ns"), t(&format!("p{n}"))])).collect());
+    let names = Value::Array((0..1_000_000).map(|n| t(&format!("name{n}"))).collect());
+    let attack = |rounds: usize| {
+        let (addr, paths, names) = (d.addr, paths.clone(), names.clone());
+        tokio::spawn(async move {
+            let mut a = Client::connect(addr).await;
+            for _ in 0..rounds {
+                assert_eq!(a.ok("lock", vec![t("x"), i(60), paths.clone()]).await, ok_pair(Value::Bool(true)));
+                assert_eq!(a.ok("unlock", vec![t("x"), paths.clone()]).await, ok_pair(Value::Bool(true)));
+                let got = a.ok("get_work", vec![t("w"), map(&[("work_spec_names", names.clone())])]).await;
+                assert_eq!(got, ok_pair(tuple(vec![Value::Null, Value::Null, Value::Null])));
+            }
+        })
+    };
+    warm_up(&d).await;
+    // One round first: the allocator keeps a megabyte of working set after
+    // the first large request, which is no leak (it does not grow later).
+    attack(1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = settled_rss_kib(&d).await;
+    let attack = attack(3);
+    let latency = median_latency(d.addr, 40).await;
+    attack.await.unwrap();
+    eprintln!("others' median {latency:?} while locking 10,000 paths and naming 1,000,000 specs");
+    assert!(latency < Duration::from_millis(50), "others waited {latency:?}");
+    // The daemon gives the pages of large requests back within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = settled_rss_kib(&d).await;
+    eprintln!("RSS {before} KiB before, {after} KiB after");
+    assert_memory_back(before, after);
+}
+
+/// Case 7: an unknown tag in unit data, or tag 2 around text, was stored
+/// and then broke every later reply carrying that unit for the Python
+/// client. It is refused at the door, naming where; nothing is stored.
+#[tokio::test]
+async fn unit_data_no_client_can_read_back_is_refused() {
+    let d = Process::start(&[]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
+    for bad in [Value::Tag(99, Box::new(i(1))), Value::Tag(2, Box::new(t("12")))] {
+        let unit = Value::Array(vec![t("u"), map(&[("v", bad)])]);
+        let err = c.call("add_work_units", vec![t("probe"), Value::Array(vec![unit])]).await.unwrap_err();
+        assert!(err.contains(r#"params[1][0][1]["v"]"#) && err.contains("not accepted"), "{err}");
+    }
+    assert_eq!(c.ok("get_work_units", vec![t("probe"), map(&[])]).await, ok_pair(Value::Array(vec![])));
+    let latency = median_latency(d.addr, 10).await;
+    assert!(latency < Duration::from_millis(50), "others waited {latency:?}");
 }
