@@ -7,7 +7,7 @@
 //!   it keeps byte strings apart from text strings, integers apart from
 //!   floats, and keeps tags (24 CBOR-in-CBOR, 37 UUID, 128 Python tuple) as
 //!   `Value::Tag`, which is every distinction Coordinate users rely on.
-//! * [`encode`] — our own encoder. We write it by hand because the reply
+//! * [`encode`](mod@encode) — our own encoder. We write it by hand because the reply
 //!   format must match the Go daemon's (minimal integer heads, floats always
 //!   as 8-byte doubles, which every Python `cbor` decoder reads) and because
 //!   the hot path wants to encode into a reused buffer.
@@ -17,7 +17,7 @@
 //!   allocated.
 //! * [`message`] — requests and responses: the tag-24 wrapper, the request
 //!   map with byte- or text-string keys, the response map with text keys.
-//! * [`decode`] — one CBOR item from a byte slice, bignums of any size kept.
+//! * [`decode`](mod@decode) — one CBOR item from a byte slice, bignums of any size kept.
 //! * [`connection`] — reading frames from and writing replies to an async
 //!   stream, with pipelining.
 

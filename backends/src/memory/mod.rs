@@ -15,7 +15,7 @@
 //! * counts per status, maintained on every transition, so
 //!   `count_work_units` copies five integers.
 //!
-//! Every change to a unit goes through [`Spec::change`], which takes the
+//! Every change to a unit goes through `Spec::change`, which takes the
 //! unit out of the indexes, applies the change and puts it back, so the
 //! indexes cannot drift from the units.
 //!

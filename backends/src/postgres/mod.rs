@@ -3,7 +3,7 @@
 //! The daemon is stateless; the database holds the truth, so several
 //! daemons can serve one database. Every trait call is one transaction at
 //! READ COMMITTED, retried whole on a serialization failure or deadlock
-//! ([`tx`]); calls that cannot need one run in autocommit.
+//! (`tx`); calls that cannot need one run in autocommit.
 //!
 //! All times are microseconds from the backend's [`Clock`], never the
 //! database's `now()`, so tests can move time by hand.
