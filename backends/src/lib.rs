@@ -21,6 +21,8 @@
 
 pub mod clock;
 pub mod conformance;
+pub mod durable;
+pub mod journal;
 pub mod locks;
 pub mod memory;
 pub mod model;

@@ -22,6 +22,7 @@
 //! Unit data is stored CBOR-encoded (a ~100-byte map costs ~100 bytes
 //! instead of a tree of boxed values) and decoded when a reply needs it.
 
+mod persist;
 mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +41,8 @@ use crate::clock::{Clock, SystemClock, Time};
 use crate::model::*;
 use crate::scheduler::{self, Candidate};
 use crate::Coordinate;
+use persist::Log;
+pub use persist::{Cursor, Sink};
 use workers::Workers;
 
 type UKey = Arc<[u8]>;
@@ -198,7 +201,14 @@ impl Spec {
 
     /// Applies `f` to a unit, keeping the indexes and the workers' pending
     /// sets in step. Returns `None` if there is no such unit.
-    fn change<R>(&mut self, workers: &mut Workers, key: &[u8], f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
+    fn change<R>(&mut self, cx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
+        self.change_as(cx, key, false, f)
+    }
+
+    /// [`Spec::change`] for a change that may replace the unit's own data,
+    /// which the journal record then carries too.
+    fn change_as<R>(&mut self, cx: &mut Ctx, key: &[u8], new_data: bool, f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
+        let workers = &mut cx.workers;
         let (k, u) = self.units.get_key_value(key)?;
         let k = k.clone();
         self.idx.remove(&k, u);
@@ -218,16 +228,17 @@ impl Spec {
             }
         }
         self.idx.insert(&k, u);
+        cx.log.unit(&self.name, &k, u, new_data);
         Some(r)
     }
 
     /// Expires due leases and promotes due delayed units.
-    fn refresh(&mut self, workers: &mut Workers, now: Time) {
+    fn refresh(&mut self, cx: &mut Ctx, now: Time) {
         while let Some((t, k)) = self.idx.leases.first().cloned() {
             if t >= now {
                 break;
             }
-            self.change(workers, &k, |u| {
+            self.change(cx, &k, |u| {
                 u.attempt = None;
                 u.status = u.idle_status(now);
             });
@@ -236,16 +247,16 @@ impl Spec {
             if t > now {
                 break;
             }
-            self.change(workers, &k, |u| u.status = UnitStatus::Available);
+            self.change(cx, &k, |u| u.status = UnitStatus::Available);
         }
     }
 
     /// Adds or replaces a unit (docs/protocol.md §2.4: upsert semantics).
-    fn upsert(&mut self, workers: &mut Workers, unit: Prepared, now: Time) {
+    fn upsert(&mut self, cx: &mut Ctx, unit: Prepared, now: Time) {
         let Prepared { key, text_key, data, priority, delay } = unit;
         let not_before = if delay > 0.0 { now.plus_secs(delay) } else { NO_DELAY };
         if self.units.contains_key(key.as_slice()) {
-            self.change(workers, &key, move |u| {
+            self.change_as(cx, &key, true, move |u| {
                 let old = std::mem::replace(&mut u.data, data);
                 u.text_key = text_key;
                 u.priority = priority;
@@ -275,16 +286,18 @@ impl Spec {
             };
             let u = Unit { status: u.idle_status(now), ..u };
             self.idx.insert(&key, &u);
+            cx.log.unit(&self.name, &key, &u, true);
             self.units.insert(key, u);
         }
     }
 
-    fn remove_unit(&mut self, workers: &mut Workers, key: &[u8]) -> bool {
+    fn remove_unit(&mut self, cx: &mut Ctx, key: &[u8]) -> bool {
         let Some((k, u)) = self.units.remove_entry(key) else { return false };
         self.idx.remove(&k, &u);
         if let (UnitStatus::Pending, Some(a)) = (u.status, &u.attempt) {
-            workers.release(&a.worker, &self.name, &k);
+            cx.workers.release(&a.worker, &self.name, &k);
         }
+        cx.log.unit_del(&self.name, &k);
         true
     }
 
@@ -310,23 +323,55 @@ impl Spec {
     }
 }
 
+/// What a unit change touches besides its spec: the workers' pending sets
+/// and the journal.
+#[derive(Default)]
+struct Ctx {
+    workers: Workers,
+    log: Log,
+}
+
 struct State {
     specs: BTreeMap<String, Spec>,
-    workers: Workers,
+    cx: Ctx,
     rng: StdRng,
 }
 
 impl State {
-    fn spec(&mut self, name: &str, now: Time) -> Result<(&mut Spec, &mut Workers)> {
+    fn spec(&mut self, name: &str, now: Time) -> Result<(&mut Spec, &mut Ctx)> {
         let spec = self.specs.get_mut(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
-        spec.refresh(&mut self.workers, now);
-        Ok((spec, &mut self.workers))
+        spec.refresh(&mut self.cx, now);
+        Ok((spec, &mut self.cx))
     }
 
     fn refresh_all(&mut self, now: Time) {
         for spec in self.specs.values_mut() {
-            spec.refresh(&mut self.workers, now);
+            spec.refresh(&mut self.cx, now);
         }
+    }
+}
+
+/// The state, locked. Dropping it hands the journal the records of the
+/// changes made meanwhile, still under the lock, so the journal's order is
+/// the order of the changes.
+struct Locked<'a>(parking_lot::MutexGuard<'a, State>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.0.cx.log.seal();
     }
 }
 
@@ -358,11 +403,15 @@ impl MemoryBackend {
     }
 
     fn with_rng(clock: Arc<dyn Clock>, rng: StdRng) -> Self {
-        MemoryBackend { state: Mutex::new(State { specs: BTreeMap::new(), workers: Workers::default(), rng }), clock }
+        MemoryBackend { state: Mutex::new(State { specs: BTreeMap::new(), cx: Ctx::default(), rng }), clock }
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        Locked(self.state.lock())
     }
 
     fn get_work_locked(&self, st: &mut State, worker: &str, opts: &GetWork, now: Time) -> Vec<WorkGrant> {
-        let worker_name: Arc<str> = st.workers.touch(worker);
+        let worker_name: Arc<str> = st.cx.workers.touch(worker);
         loop {
             st.refresh_all(now);
             // Filter the specs and keep their names alongside the stats.
@@ -380,15 +429,16 @@ impl MemoryBackend {
             let Some(i) = scheduler::choose(&cands, &mut st.rng) else { return Vec::new() };
             let name = names[i].to_owned();
             let spec = st.specs.get_mut(&name).expect("chosen spec exists");
-            let workers = &mut st.workers;
+            let cx = &mut st.cx;
             let n = scheduler::batch_size(&spec.meta, opts.max_jobs, spec.idx.count(UnitStatus::Pending));
             let mut keys: Vec<UKey> =
                 spec.idx.available.iter().take(n.max(0) as usize).map(|(_, k)| k.clone()).collect();
             if keys.is_empty() && spec.can_start_continuous(now) {
                 let key = continuous_key(now);
                 spec.meta.next_continuous = Some(now.plus_secs(spec.meta.interval));
+                cx.log.spec(spec);
                 match spec.units.get(key.bytes.as_slice()).map(|u| u.status) {
-                    None => spec.upsert(workers, Prepared::new(NewUnit::keyed(key.clone(), Value::Map(vec![]))), now),
+                    None => spec.upsert(cx, Prepared::new(NewUnit::keyed(key.clone(), Value::Map(vec![]))), now),
                     Some(UnitStatus::Available) => {}
                     Some(_) => return Vec::new(),
                 }
@@ -402,7 +452,7 @@ impl MemoryBackend {
             let mut grants = Vec::with_capacity(keys.len());
             let mut failed_any = false;
             for k in keys {
-                let grant = spec.change(workers, &k, |u| {
+                let grant = spec.change(cx, &k, |u| {
                     u.attempts = u.attempts.saturating_add(1);
                     if max_retries > 0 && u.attempts as i64 > max_retries {
                         u.attempt = Some(Box::new(Attempt {
@@ -443,7 +493,7 @@ type Chain = Option<(String, Vec<NewUnit>)>;
 
 fn update_locked(
     spec: &mut Spec,
-    workers: &mut Workers,
+    cx: &mut Ctx,
     key: &[u8],
     upd: UnitUpdate,
     now: Time,
@@ -453,8 +503,9 @@ fn update_locked(
     let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());
     let lease = now.plus_secs(upd.lease_secs);
     let then = spec.meta.then.clone();
-    let worker = force.then(|| workers.touch(upd.worker_id.as_deref().unwrap_or_default()));
-    let r = spec.change(workers, key, |u| {
+    let worker = force.then(|| cx.workers.touch(upd.worker_id.as_deref().unwrap_or_default()));
+    let new_data = plan == UpdatePlan::SetIdleData && data.is_some();
+    let r = spec.change_as(cx, key, new_data, |u| {
         if let Some(worker) = worker {
             u.attempts = u.attempts.saturating_add(1);
             u.attempt = Some(Box::new(Attempt { worker, data: None, expiration: lease, end: None }));
@@ -505,7 +556,7 @@ fn update_locked(
 
 impl Coordinate for MemoryBackend {
     async fn list_work_specs(&self, start: &str, limit: usize) -> Result<(Vec<SpecData>, Option<String>)> {
-        let st = self.state.lock();
+        let st = self.lock();
         let mut it = st.specs.range::<str, _>((Bound::Included(start), Bound::Unbounded));
         let specs: Vec<SpecData> = it.by_ref().take(limit).map(|(_, s)| s.data.clone()).collect();
         let next = it.next().map(|(n, _)| n.clone());
@@ -514,7 +565,7 @@ impl Coordinate for MemoryBackend {
 
     async fn set_work_spec(&self, mut data: SpecData) -> Result<()> {
         let (name, meta) = prepare_spec(&mut data)?;
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         match st.specs.get_mut(&name) {
             Some(spec) => {
                 spec.data = data;
@@ -524,35 +575,39 @@ impl Coordinate for MemoryBackend {
                 st.specs.insert(name.clone(), Spec::new(&name, data, meta));
             }
         }
+        let State { specs, cx, .. } = &mut *st;
+        cx.log.spec(&specs[&name]);
         Ok(())
     }
 
     async fn del_work_spec(&self, name: &str) -> Result<()> {
-        let mut st = self.state.lock();
-        let State { specs, workers, .. } = &mut *st;
+        let mut st = self.lock();
+        let State { specs, cx, .. } = &mut *st;
         let mut spec = specs.remove(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
-        spec.release_all(workers);
+        spec.release_all(&mut cx.workers);
+        cx.log.spec_del(name);
         Ok(())
     }
 
     async fn clear(&self) -> Result<usize> {
-        let mut st = self.state.lock();
-        let State { specs, workers, .. } = &mut *st;
+        let mut st = self.lock();
+        let State { specs, cx, .. } = &mut *st;
         let n = specs.len();
         for (_, mut spec) in std::mem::take(specs) {
-            spec.release_all(workers);
+            spec.release_all(&mut cx.workers);
         }
+        cx.log.clear();
         Ok(n)
     }
 
     async fn get_work_spec(&self, name: &str) -> Result<SpecData> {
-        let st = self.state.lock();
+        let st = self.lock();
         st.specs.get(name).map(|s| s.data.clone()).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))
     }
 
     async fn get_work_spec_meta(&self, name: &str) -> Result<SpecMeta> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let (spec, _) = st.spec(name, now)?;
         let mut meta = spec.meta.clone();
         meta.available_count = spec.idx.count(UnitStatus::Available);
@@ -561,9 +616,11 @@ impl Coordinate for MemoryBackend {
     }
 
     async fn control_work_spec(&self, name: &str, control: SpecControl) -> Result<()> {
-        let mut st = self.state.lock();
-        let spec = st.specs.get_mut(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
+        let mut st = self.lock();
+        let State { specs, cx, .. } = &mut *st;
+        let spec = specs.get_mut(name).ok_or_else(|| Error::NoSuchWorkSpec(name.to_owned()))?;
         spec.meta.apply(&control);
+        cx.log.spec(spec);
         Ok(())
     }
 
@@ -572,10 +629,10 @@ impl Coordinate for MemoryBackend {
         let mut buf = Vec::with_capacity(512);
         let mut units = units.into_iter().map(|u| Prepared::with_buffer(u, &mut buf)).peekable();
         loop {
-            let mut st = self.state.lock();
-            let (spec, workers) = st.spec(name, now)?;
+            let mut st = self.lock();
+            let (spec, cx) = st.spec(name, now)?;
             for unit in units.by_ref().take(ADD_CHUNK) {
-                spec.upsert(workers, unit, now);
+                spec.upsert(cx, unit, now);
             }
             if units.peek().is_none() {
                 return Ok(());
@@ -585,7 +642,7 @@ impl Coordinate for MemoryBackend {
 
     async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let (spec, _) = st.spec(name, now)?;
         let pick = |(k, u): (&UKey, &Unit)| (u.unit_key(k), decode_blob(u.effective_data()));
         Ok(match q.keys {
@@ -611,7 +668,7 @@ impl Coordinate for MemoryBackend {
 
     async fn get_work_unit_status(&self, name: &str, keys: Vec<Key>) -> Result<Vec<Option<UnitStatusInfo>>> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let (spec, _) = st.spec(name, now)?;
         Ok(keys
             .iter()
@@ -635,10 +692,10 @@ impl Coordinate for MemoryBackend {
 
     async fn prioritize_work_units(&self, name: &str, keys: Vec<Key>, change: PriorityChange) -> Result<()> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
-        let (spec, workers) = st.spec(name, now)?;
+        let mut st = self.lock();
+        let (spec, cx) = st.spec(name, now)?;
         for k in keys {
-            spec.change(workers, &k, |u| match change {
+            spec.change(cx, &k, |u| match change {
                 PriorityChange::Set(p) => u.priority = p,
                 PriorityChange::Adjust(d) => u.priority += d,
             });
@@ -648,15 +705,15 @@ impl Coordinate for MemoryBackend {
 
     async fn count_work_units(&self, name: &str) -> Result<BTreeMap<UnitStatus, u64>> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let (spec, _) = st.spec(name, now)?;
         Ok(UnitStatus::ALL.iter().map(|&s| (s, spec.idx.count(s))).filter(|&(_, n)| n > 0).collect())
     }
 
     async fn del_work_units(&self, name: &str, q: DelQuery) -> Result<u64> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
-        let (spec, workers) = st.spec(name, now)?;
+        let mut st = self.lock();
+        let (spec, cx) = st.spec(name, now)?;
         let doomed: Vec<UKey> = match &q {
             DelQuery::All => spec.units.keys().cloned().collect(),
             DelQuery::Keys(keys, state) => keys
@@ -674,15 +731,15 @@ impl Coordinate for MemoryBackend {
         };
         let mut n = 0;
         for k in doomed {
-            n += spec.remove_unit(workers, &k) as u64;
+            n += spec.remove_unit(cx, &k) as u64;
         }
         Ok(n)
     }
 
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
-        let State { specs, workers, .. } = &mut *st;
+        let mut st = self.lock();
+        let State { specs, cx, .. } = &mut *st;
         let mut removed = 0;
         for spec in specs.values_mut() {
             for status in [UnitStatus::Finished, UnitStatus::Failed] {
@@ -697,7 +754,7 @@ impl Coordinate for MemoryBackend {
                     let too_many = policy.keep.is_some_and(|keep| i as u64 >= keep);
                     let too_old = policy.older_than.is_some_and(|age| end < now.plus_secs(-age));
                     if too_many || too_old {
-                        removed += spec.remove_unit(workers, &k) as u64;
+                        removed += spec.remove_unit(cx, &k) as u64;
                     }
                 }
             }
@@ -707,20 +764,20 @@ impl Coordinate for MemoryBackend {
 
     async fn get_work(&self, worker: &str, opts: GetWork) -> Result<Vec<WorkGrant>> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Ok(self.get_work_locked(&mut st, worker, &opts, now))
     }
 
     async fn update_work_unit(&self, name: &str, key: &[u8], upd: UnitUpdate) -> Result<bool> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
-        let (spec, workers) = st.spec(name, now)?;
-        let (changed, chain) = update_locked(spec, workers, key, upd, now)?;
+        let mut st = self.lock();
+        let (spec, cx) = st.spec(name, now)?;
+        let (changed, chain) = update_locked(spec, cx, key, upd, now)?;
         if let Some((then, units)) = chain {
             // A chain to a spec that does not exist is ignored.
-            if let Ok((next, workers)) = st.spec(&then, now) {
+            if let Ok((next, cx)) = st.spec(&then, now) {
                 for unit in units {
-                    next.upsert(workers, Prepared::new(unit), now);
+                    next.upsert(cx, Prepared::new(unit), now);
                 }
             }
         }
@@ -729,29 +786,39 @@ impl Coordinate for MemoryBackend {
 
     async fn worker_heartbeat(&self, hb: Heartbeat) -> Result<()> {
         let now = self.clock.now();
-        self.state.lock().workers.heartbeat(hb, now);
+        let mut st = self.lock();
+        let name = hb.worker.clone();
+        let cx = &mut st.cx;
+        cx.workers.heartbeat(hb, now);
+        cx.log.worker(&name, cx.workers.get(&name));
         Ok(())
     }
 
     async fn worker_unregister(&self, worker: &str) -> Result<()> {
         let now = self.clock.now();
-        self.state.lock().workers.unregister(worker, now);
+        let mut st = self.lock();
+        let cx = &mut st.cx;
+        let pruned = cx.workers.unregister(worker, now);
+        cx.log.worker(worker, cx.workers.get(worker));
+        for name in pruned {
+            cx.log.worker_del(&name);
+        }
         Ok(())
     }
 
     async fn list_worker_modes(&self) -> Result<BTreeMap<String, String>> {
         let now = self.clock.now();
-        Ok(self.state.lock().workers.live(now).map(|(n, w)| (n.to_string(), w.mode.clone())).collect())
+        Ok(self.lock().cx.workers.live(now).map(|(n, w)| (n.to_string(), w.mode.clone())).collect())
     }
 
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
-        Ok(self.state.lock().workers.get(worker).and_then(|w| w.data.clone()))
+        Ok(self.lock().cx.workers.get(worker).and_then(|w| w.data.clone()))
     }
 
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {
         let now = self.clock.now();
         let mut counts = BTreeMap::new();
-        for (_, w) in self.state.lock().workers.live(now) {
+        for (_, w) in self.lock().cx.workers.live(now) {
             *counts.entry(w.mode.clone()).or_insert(0) += 1;
         }
         Ok(counts)
@@ -759,9 +826,9 @@ impl Coordinate for MemoryBackend {
 
     async fn worker_stats(&self) -> Result<WorkerStats> {
         let now = self.clock.now();
-        let st = self.state.lock();
+        let st = self.lock();
         let mut stats = WorkerStats::default();
-        for (_, w) in st.workers.live(now) {
+        for (_, w) in st.cx.workers.live(now) {
             stats.num_workers += 1;
             stats.num_children += w.parent.is_some() as u64;
             stats.num_expirable += w.expiration.is_some() as u64;
@@ -771,13 +838,13 @@ impl Coordinate for MemoryBackend {
 
     async fn get_child_work_units(&self, worker: &str) -> Result<BTreeMap<String, Vec<ChildUnit>>> {
         let now = self.clock.now();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.refresh_all(now);
         let mut out = BTreeMap::new();
-        let Some(parent) = st.workers.get(worker) else { return Ok(out) };
+        let Some(parent) = st.cx.workers.get(worker) else { return Ok(out) };
         for child in parent.children.iter() {
             let mut units = Vec::new();
-            if let Some(c) = st.workers.get(child) {
+            if let Some(c) = st.cx.workers.get(child) {
                 let mut held: Vec<_> = c.pending.iter().collect();
                 held.sort();
                 for (spec_name, key) in held {

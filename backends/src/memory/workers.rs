@@ -86,18 +86,19 @@ impl Workers {
         }
     }
 
-    pub fn unregister(&mut self, name: &str, now: Time) {
+    /// Marks a worker inactive; returns the workers pruned meanwhile.
+    pub fn unregister(&mut self, name: &str, now: Time) -> Vec<Arc<str>> {
         let name = self.touch(name);
         if let Some(w) = self.map.get_mut(&name) {
             w.active = false;
             w.last_update = Some(now);
         }
-        self.prune(now);
+        self.prune(now)
     }
 
     /// Drops the records of workers gone for longer than
     /// [`WORKER_RECORD_GRACE`] that hold nothing and have no children.
-    fn prune(&mut self, now: Time) {
+    fn prune(&mut self, now: Time) -> Vec<Arc<str>> {
         let cutoff = now.plus_secs(-WORKER_RECORD_GRACE);
         let doomed: Vec<Arc<str>> = self
             .map
@@ -111,11 +112,17 @@ impl Workers {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        for name in doomed {
-            if let Some(parent) = self.map.remove(&name).and_then(|w| w.parent) {
-                if let Some(p) = self.map.get_mut(&parent) {
-                    p.children.remove(&name);
-                }
+        for name in &doomed {
+            self.forget(name);
+        }
+        doomed
+    }
+
+    /// Drops a worker's record.
+    pub fn forget(&mut self, name: &str) {
+        if let Some(parent) = self.map.remove(name).and_then(|w| w.parent) {
+            if let Some(p) = self.map.get_mut(&parent) {
+                p.children.remove(name);
             }
         }
     }
@@ -123,5 +130,43 @@ impl Workers {
     /// Active, unexpired workers.
     pub fn live(&self, now: Time) -> impl Iterator<Item = (&Arc<str>, &Worker)> {
         self.map.iter().filter(move |(_, w)| w.live(now))
+    }
+}
+
+impl Workers {
+    /// Every worker record (for snapshots).
+    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Worker)> {
+        self.map.iter()
+    }
+
+    /// Sets a worker record from the journal, linking it to its parent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        name: &str,
+        mode: String,
+        active: bool,
+        data: Option<Value>,
+        expiration: Option<Time>,
+        last_update: Option<Time>,
+        parent: Option<&str>,
+    ) {
+        let name = self.touch(name);
+        let parent = parent.map(|p| self.touch(p));
+        let w = self.map.get_mut(&name).expect("just touched");
+        w.mode = mode;
+        w.active = active;
+        w.data = data;
+        w.expiration = expiration;
+        w.last_update = last_update;
+        let old = std::mem::replace(&mut w.parent, parent.clone());
+        if old != parent {
+            if let Some(old) = old.and_then(|o| self.map.get_mut(&o)) {
+                old.children.remove(&name);
+            }
+        }
+        if let Some(new) = parent.and_then(|p| self.map.get_mut(&p)) {
+            new.children.insert(name);
+        }
     }
 }

@@ -1,0 +1,335 @@
+//! The journal writer: callers append frames to a shared buffer in the
+//! order of their changes; one thread writes the buffer out and syncs it,
+//! then publishes how far the journal is durable.
+//!
+//! Group commit falls out of the shape: while the thread is in `write` or
+//! `fdatasync`, new frames pile up, and its next turn takes them all. A
+//! sync therefore covers every request that arrived during the previous
+//! one, and throughput grows with concurrency.
+//!
+//! A failed write or sync (a full disk, an I/O error) is retried from the
+//! start of the batch every [`RETRY`] until it succeeds; meanwhile the
+//! failure is published, so waiters get an error instead of an
+//! acknowledgment and the backend refuses new changes. Nothing appended is
+//! dropped: when space returns the backlog is written and the error clears.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::dir::Dir;
+use super::frame::append_frame;
+
+/// How often a failed write is tried again.
+pub const RETRY: Duration = Duration::from_millis(200);
+
+/// When a reply may go out relative to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncMode {
+    /// After its records are written and synced (group commit).
+    Always,
+    /// After its records are written; synced at least this often. A daemon
+    /// crash loses nothing, a power loss at most the interval.
+    Interval(Duration),
+    /// After its records are written; never synced by us. A daemon crash
+    /// loses nothing; a power loss loses what the kernel had not written.
+    Never,
+}
+
+impl std::str::FromStr for FsyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(FsyncMode::Always),
+            "never" => Ok(FsyncMode::Never),
+            "interval" => Ok(FsyncMode::Interval(Duration::from_millis(50))),
+            _ => match s.strip_prefix("interval=").map(|ms| ms.trim_end_matches("ms").parse::<u64>()) {
+                Some(Ok(ms)) if ms > 0 => Ok(FsyncMode::Interval(Duration::from_millis(ms))),
+                _ => Err(format!("--fsync must be always, interval, interval=MS or never, not {s:?}")),
+            },
+        }
+    }
+}
+
+/// How far the journal is durable, and the current failure if any.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Bytes appended (over the journal's whole life) that are durable
+    /// under the fsync mode.
+    pub durable: u64,
+    /// Why the last write failed; cleared when a write succeeds again.
+    pub error: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Total bytes ever appended: the position a caller waits for.
+    appended: u64,
+    /// (offset in `buf`, new segment number): start a new segment there.
+    rotations: Vec<(usize, u64)>,
+    next_segment: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    /// Bytes written to segments since the newest snapshot's segment began.
+    since_rotation: AtomicU64,
+}
+
+/// An open journal with its writer thread. Dropping it stops the thread
+/// after the backlog is written.
+pub struct Journal {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// Starts appending to segment `segment` of `dir` (created if absent).
+    pub fn start(dir: Arc<Dir>, segment: u64, mode: FsyncMode) -> std::io::Result<Journal> {
+        let (file, offset) = dir.open_segment(segment)?;
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending { next_segment: segment + 1, ..Pending::default() }),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+            since_rotation: AtomicU64::new(offset),
+        });
+        let mut w = Writer { dir, shared: shared.clone(), mode, file, offset, spare: Vec::new(), last_sync: Instant::now(), dirty: false };
+        let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || w.run())?;
+        Ok(Journal { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Appends one record; returns the position to wait for.
+    pub fn append(&self, payload: &[u8]) -> u64 {
+        let mut p = self.shared.pending.lock();
+        let before = p.buf.len();
+        append_frame(&mut p.buf, payload);
+        p.appended += (p.buf.len() - before) as u64;
+        let pos = p.appended;
+        drop(p);
+        self.shared.wake.notify_one();
+        pos
+    }
+
+    /// Everything appended so far.
+    pub fn appended(&self) -> u64 {
+        self.shared.pending.lock().appended
+    }
+
+    /// Ends the current segment here and starts the next; returns its
+    /// number and the position after which it exists on disk. Call it
+    /// under the same lock as the appends, so the cut is a consistent point.
+    pub fn rotate(&self) -> (u64, u64) {
+        let mut p = self.shared.pending.lock();
+        let n = p.next_segment;
+        p.next_segment += 1;
+        let at = p.buf.len();
+        p.rotations.push((at, n));
+        let pos = p.appended;
+        drop(p);
+        self.shared.wake.notify_one();
+        (n, pos)
+    }
+
+    /// Bytes written into segments since the last rotation.
+    pub fn since_rotation(&self) -> u64 {
+        self.shared.since_rotation.load(Ordering::Relaxed)
+    }
+
+    /// The current failure, if writes are failing.
+    pub fn error(&self) -> Option<Arc<str>> {
+        self.shared.progress.borrow().error.clone()
+    }
+
+    /// Waits until everything up to `pos` is durable; fails at once while
+    /// writes are failing.
+    pub async fn wait(&self, pos: u64) -> Result<(), Arc<str>> {
+        let mut rx = self.shared.progress.subscribe();
+        let p = rx.wait_for(|p| p.durable >= pos || p.error.is_some()).await.map_err(|_| closed())?;
+        if p.durable >= pos {
+            Ok(())
+        } else {
+            Err(p.error.clone().unwrap_or_else(closed))
+        }
+    }
+
+    /// The same wait, for a thread outside the runtime.
+    pub fn wait_blocking(&self, pos: u64) -> Result<(), Arc<str>> {
+        let mut rx = self.shared.progress.subscribe();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if p.durable >= pos {
+                    return Ok(());
+                }
+                if let Some(e) = &p.error {
+                    return Err(e.clone());
+                }
+            }
+            if rx.has_changed().is_err() {
+                return Err(closed());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Writes the backlog, syncs and stops the writer thread.
+    pub fn close(&self) {
+        self.shared.pending.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn closed() -> Arc<str> {
+    "the journal is closed".into()
+}
+
+struct Writer {
+    dir: Arc<Dir>,
+    shared: Arc<Shared>,
+    mode: FsyncMode,
+    file: File,
+    /// Where the next byte goes in `file`.
+    offset: u64,
+    /// The other half of the double buffer.
+    spare: Vec<u8>,
+    last_sync: Instant,
+    /// Written but not synced.
+    dirty: bool,
+}
+
+impl Writer {
+    fn run(&mut self) {
+        loop {
+            let (mut buf, rotations, end, shutdown) = {
+                let mut p = self.shared.pending.lock();
+                while p.buf.is_empty() && p.rotations.is_empty() && !p.shutdown {
+                    match self.mode {
+                        FsyncMode::Interval(d) if self.dirty => {
+                            let left = d.saturating_sub(self.last_sync.elapsed());
+                            if left.is_zero() || self.shared.wake.wait_for(&mut p, left).timed_out() {
+                                break;
+                            }
+                        }
+                        _ => self.shared.wake.wait(&mut p),
+                    }
+                }
+                let buf = std::mem::replace(&mut p.buf, std::mem::take(&mut self.spare));
+                (buf, std::mem::take(&mut p.rotations), p.appended, p.shutdown)
+            };
+            let mut ok = true;
+            let mut start = 0;
+            for (at, n) in rotations {
+                // The old segment is complete on disk before the new one exists.
+                ok = ok && self.put(&buf[start..at], true, shutdown);
+                ok = ok && self.retrying(shutdown, |w| w.switch_to(n));
+                start = at;
+            }
+            let sync = shutdown
+                || match self.mode {
+                    FsyncMode::Always => true,
+                    FsyncMode::Interval(d) => self.last_sync.elapsed() >= d,
+                    FsyncMode::Never => false,
+                };
+            ok = ok && self.put(&buf[start..], sync, shutdown);
+            if !ok {
+                // Only at shutdown: what was not written was not acknowledged.
+                return;
+            }
+            self.shared.progress.send_modify(|p| {
+                p.durable = end;
+                p.error = None;
+            });
+            buf.clear();
+            self.spare = buf;
+            if shutdown && self.shared.pending.lock().buf.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Writes `bytes` at the end of the segment and, if `sync`, syncs it.
+    /// A failure retries both from the same offset: after a failed
+    /// `fdatasync` the kernel may have dropped the dirty pages, so only a
+    /// rewrite makes the next sync mean something.
+    fn put(&mut self, bytes: &[u8], sync: bool, shutdown: bool) -> bool {
+        let sync = sync && (self.dirty || !bytes.is_empty());
+        if bytes.is_empty() && !sync {
+            return true;
+        }
+        let at = self.offset;
+        let ok = self.retrying(shutdown, |w| {
+            let r = w.dir.disk.write_at(&w.file, bytes, at).and_then(|()| if sync { w.dir.disk.sync(&w.file) } else { Ok(()) });
+            if r.is_err() {
+                // Drop a partial write so the retry starts clean.
+                let _ = w.file.set_len(at);
+            }
+            r
+        });
+        if ok {
+            self.offset = at + bytes.len() as u64;
+            self.shared.since_rotation.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.dirty = !sync;
+            if sync {
+                self.last_sync = Instant::now();
+            }
+        }
+        ok
+    }
+
+    fn switch_to(&mut self, n: u64) -> std::io::Result<()> {
+        let (file, offset) = self.dir.open_segment(n)?;
+        self.file = file;
+        self.offset = offset;
+        self.shared.since_rotation.store(offset, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs `op` until it succeeds, publishing the failure meanwhile.
+    /// Gives up (returns false) only when shutting down.
+    fn retrying(&mut self, shutdown: bool, mut op: impl FnMut(&mut Self) -> std::io::Result<()>) -> bool {
+        let mut failing = false;
+        loop {
+            match op(self) {
+                Ok(()) => {
+                    if failing {
+                        info!(dir = %self.dir.path().display(), "journal writes succeed again");
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    if !failing {
+                        error!(dir = %self.dir.path().display(), error = %e, "journal write failed; refusing changes and retrying");
+                        let msg: Arc<str> =
+                            format!("the journal cannot be written ({e}); changes are refused until it can").into();
+                        self.shared.progress.send_modify(|p| p.error = Some(msg));
+                        failing = true;
+                    }
+                    if shutdown {
+                        error!("giving up on unwritten journal records at shutdown; none was acknowledged");
+                        return false;
+                    }
+                    std::thread::sleep(RETRY);
+                }
+            }
+        }
+    }
+}
