@@ -9,6 +9,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
+use backends::durable::{DurableBackend, DurableOptions};
+use backends::journal::FsyncMode;
 use backends::memory::MemoryBackend;
 use backends::postgres::PostgresBackend;
 use backends::{Coordinate, SystemClock};
@@ -29,8 +33,11 @@ pub const DEFAULT_MAX_PENDING_REPLY: usize = 4 << 20;
 pub struct Options {
     /// Address to listen on; port 0 picks a free one.
     pub listen: String,
-    /// `memory`, or a PostgreSQL address (`postgres://...`, `postgresql://...`, `postgres:`).
+    /// `durable`, `memory`, or a PostgreSQL address (`postgres://...`,
+    /// `postgresql://...`, `postgres:`).
     pub backend: String,
+    /// Where and how the durable backend keeps its journal.
+    pub durable: DurableSettings,
     /// Connections in the PostgreSQL pool.
     pub pg_pool_size: usize,
     /// The value the `get_config` RPC returns.
@@ -49,11 +56,36 @@ pub struct Options {
     pub call_limits: jobserver::Limits,
 }
 
+/// The durable backend's settings.
+#[derive(Debug, Clone)]
+pub struct DurableSettings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// When a change is answered relative to the disk.
+    pub fsync: FsyncMode,
+    /// Journal bytes that start a snapshot.
+    pub snapshot_after_bytes: u64,
+    /// Start despite a damaged journal, discarding from the damage on.
+    pub truncate_corrupt_journal: bool,
+}
+
+impl Default for DurableSettings {
+    fn default() -> Self {
+        DurableSettings {
+            data_dir: "coordinate-data".into(),
+            fsync: FsyncMode::Always,
+            snapshot_after_bytes: 64 << 20,
+            truncate_corrupt_journal: false,
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
             listen: "127.0.0.1:5932".into(),
-            backend: "memory".into(),
+            backend: "durable".into(),
+            durable: DurableSettings::default(),
             pg_pool_size: 8,
             config: None,
             log_requests: false,
@@ -68,7 +100,7 @@ impl Default for Options {
 impl Options {
     /// Options for a test daemon: memory backend on a free loopback port.
     pub fn loopback() -> Self {
-        Options { listen: "127.0.0.1:0".into(), ..Options::default() }
+        Options { listen: "127.0.0.1:0".into(), backend: "memory".into(), ..Options::default() }
     }
 
     fn server_config(&self) -> ServerConfig {
@@ -94,6 +126,7 @@ impl Daemon {
     pub async fn start(options: Options) -> Result<Daemon, String> {
         match Backend::open(&options).await? {
             Backend::Memory(b) => Daemon::start_with(b, options).await,
+            Backend::Durable(b) => Daemon::start_with(b, options).await,
             Backend::Postgres(b) => Daemon::start_with(b, options).await,
         }
     }
@@ -135,6 +168,7 @@ impl Drop for Daemon {
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     match Backend::open(&options).await? {
         Backend::Memory(b) => run_with(b, &options, shutdown).await,
+        Backend::Durable(b) => run_with(b, &options, shutdown).await,
         Backend::Postgres(b) => run_with(b, &options, shutdown).await,
     }
 }
@@ -146,7 +180,10 @@ async fn run_with<C: Coordinate>(
 ) -> Result<(), String> {
     let (listener, addr) = bind(options).await?;
     let cfg = options.server_config();
-    let kind = if options.backend == "memory" { "memory" } else { "postgres" };
+    let kind = match options.backend.as_str() {
+        "memory" | "durable" => options.backend.as_str(),
+        _ => "postgres",
+    };
     info!(%addr, backend = kind, max_connections = cfg.max_connections, "coordinated listening for CBOR-RPC");
     let jobs = Arc::new(JobServer::with_limits(backend, options.config.clone(), options.call_limits.clone()));
     server::serve(listener, jobs, cfg, shutdown).await;
@@ -164,6 +201,7 @@ async fn bind(options: &Options) -> Result<(TcpListener, SocketAddr), String> {
 /// The backends the command line can name.
 enum Backend {
     Memory(MemoryBackend),
+    Durable(DurableBackend),
     Postgres(PostgresBackend),
 }
 
@@ -171,13 +209,28 @@ impl Backend {
     async fn open(options: &Options) -> Result<Backend, String> {
         match options.backend.as_str() {
             "memory" => Ok(Backend::Memory(MemoryBackend::default())),
+            "durable" => {
+                let d = &options.durable;
+                let opts = DurableOptions {
+                    fsync: d.fsync,
+                    snapshot_after: d.snapshot_after_bytes,
+                    truncate_corrupt: d.truncate_corrupt_journal,
+                    ..DurableOptions::new(&d.data_dir)
+                };
+                // Recovery reads files: keep it off the runtime's threads.
+                tokio::task::spawn_blocking(move || DurableBackend::open(opts, Arc::new(SystemClock)))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(Backend::Durable)
+                    .map_err(|e| e.to_string())
+            }
             url if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
                 PostgresBackend::connect(url, Arc::new(SystemClock), options.pg_pool_size)
                     .await
                     .map(Backend::Postgres)
                     .map_err(|e| format!("cannot open the PostgreSQL backend: {e}"))
             }
-            other => Err(format!("unknown backend {other:?} (expected `memory` or a postgres:// address)")),
+            other => Err(format!("unknown backend {other:?} (expected `durable`, `memory` or a postgres:// address)")),
         }
     }
 }

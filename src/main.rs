@@ -18,11 +18,33 @@ struct Args {
     /// Address to serve CBOR-RPC on.
     #[arg(long, default_value = "127.0.0.1:5932")]
     cborrpc: String,
-    /// Storage backend: `memory`, or a PostgreSQL address
-    /// (`postgres://user@host/db`, `postgresql://...`, or `postgres:` to
-    /// take everything from the `PG*` environment variables).
-    #[arg(long, default_value = "memory")]
+    /// Storage backend: `durable` (embedded, journaled in --data-dir),
+    /// `memory` (volatile: everything is lost when the daemon stops), or a
+    /// PostgreSQL address (`postgres://user@host/db`, `postgresql://...`,
+    /// or `postgres:` to take everything from the `PG*` environment
+    /// variables).
+    #[arg(long, default_value = "durable")]
     backend: String,
+    /// Data directory of the durable backend (created if missing).
+    #[arg(long, default_value = "coordinate-data")]
+    data_dir: PathBuf,
+    /// When a change is answered, for the durable backend: `always` (after
+    /// its journal record is synced; concurrent requests share a sync),
+    /// `interval` or `interval=MS` (after it is written; synced every MS,
+    /// default 50: a power loss loses at most that), `never` (after it is
+    /// written: survives a daemon crash, not a power loss).
+    #[arg(long, default_value = "always")]
+    fsync: backends::journal::FsyncMode,
+    /// Journal bytes after which the durable backend writes a snapshot and
+    /// drops the journal it covers (it also waits for the journal to
+    /// outgrow the previous snapshot).
+    #[arg(long, default_value_t = 64 << 20)]
+    snapshot_after_bytes: u64,
+    /// Start even though a journal file is damaged in the middle,
+    /// discarding every record from the damage on. Without it the daemon
+    /// refuses to start and names the file and offset.
+    #[arg(long)]
+    truncate_corrupt_journal: bool,
     /// Connections in the PostgreSQL pool.
     #[arg(long, default_value_t = 8)]
     pg_pool_size: usize,
@@ -93,6 +115,12 @@ fn main() -> ExitCode {
     let options = Options {
         listen: args.cborrpc,
         backend: args.backend,
+        durable: coordinated::daemon::DurableSettings {
+            data_dir: args.data_dir,
+            fsync: args.fsync,
+            snapshot_after_bytes: args.snapshot_after_bytes,
+            truncate_corrupt_journal: args.truncate_corrupt_journal,
+        },
         pg_pool_size: args.pg_pool_size,
         config,
         log_requests: args.log_requests,

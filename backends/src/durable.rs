@@ -200,6 +200,15 @@ impl DurableBackend {
             let _ = t.join();
         }
         self.journal.close();
+        let st = self.journal.stats();
+        let syncs = st.syncs.load(Ordering::Relaxed);
+        info!(
+            batches = st.batches.load(Ordering::Relaxed),
+            bytes = st.bytes.load(Ordering::Relaxed),
+            syncs,
+            mean_sync_us = st.sync_micros.load(Ordering::Relaxed) / syncs.max(1),
+            "journal closed"
+        );
     }
 }
 
@@ -251,7 +260,8 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
         cut(0)?;
         return Ok(Replayed::Records(0));
     }
-    check_header(FileKind::Journal, &bytes).map_err(|why| fail(format!("journal {shown}: {why}; refusing to start")))?;
+    check_header(FileKind::Journal, &bytes)
+        .map_err(|why| fail(format!("journal {shown}: {why}; refusing to start")))?;
     let (frames, end) = scan(&bytes);
     let mut count = 0;
     for f in &frames {

@@ -8,8 +8,11 @@ use backends::durable::{DurableBackend, DurableOptions};
 
 fn fresh_dir() -> std::path::PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("durable-conformance-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "durable-conformance-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -51,7 +51,10 @@ impl Restarting {
         *self.current.lock() = Some(Arc::new(new));
     }
 
-    async fn write<T, F: std::future::Future<Output = Result<T>>>(&self, f: impl FnOnce(Arc<DurableBackend>) -> F) -> Result<T> {
+    async fn write<T, F: std::future::Future<Output = Result<T>>>(
+        &self,
+        f: impl FnOnce(Arc<DurableBackend>) -> F,
+    ) -> Result<T> {
         let r = f(self.cur()).await;
         self.restart();
         r
@@ -135,8 +138,11 @@ impl Coordinate for Restarting {
 
 fn fresh_dir() -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("durable-restart-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "durable-restart-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -84,6 +84,20 @@ struct Shared {
     progress: watch::Sender<Progress>,
     /// Bytes written to segments since the newest snapshot's segment began.
     since_rotation: AtomicU64,
+    stats: Stats,
+}
+
+/// Counters of the writer's work since the journal opened.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Batches written (one `write` each, more across a rotation).
+    pub batches: AtomicU64,
+    /// `fdatasync` calls that succeeded.
+    pub syncs: AtomicU64,
+    /// Time spent in those calls, in microseconds.
+    pub sync_micros: AtomicU64,
+    /// Bytes written.
+    pub bytes: AtomicU64,
 }
 
 /// An open journal with its writer thread. Dropping it stops the thread
@@ -102,8 +116,18 @@ impl Journal {
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress::default()),
             since_rotation: AtomicU64::new(offset),
+            stats: Stats::default(),
         });
-        let mut w = Writer { dir, shared: shared.clone(), mode, file, offset, spare: Vec::new(), last_sync: Instant::now(), dirty: false };
+        let mut w = Writer {
+            dir,
+            shared: shared.clone(),
+            mode,
+            file,
+            offset,
+            spare: Vec::new(),
+            last_sync: Instant::now(),
+            dirty: false,
+        };
         let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || w.run())?;
         Ok(Journal { shared, thread: Mutex::new(Some(thread)) })
     }
@@ -143,6 +167,11 @@ impl Journal {
     /// Bytes written into segments since the last rotation.
     pub fn since_rotation(&self) -> u64 {
         self.shared.since_rotation.load(Ordering::Relaxed)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
     }
 
     /// The current failure, if writes are failing.
@@ -277,7 +306,17 @@ impl Writer {
         }
         let at = self.offset;
         let ok = self.retrying(shutdown, |w| {
-            let r = w.dir.disk.write_at(&w.file, bytes, at).and_then(|()| if sync { w.dir.disk.sync(&w.file) } else { Ok(()) });
+            let r = w.dir.disk.write_at(&w.file, bytes, at).and_then(|()| {
+                if !sync {
+                    return Ok(());
+                }
+                let t = Instant::now();
+                w.dir.disk.sync(&w.file)?;
+                let st = &w.shared.stats;
+                st.syncs.fetch_add(1, Ordering::Relaxed);
+                st.sync_micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                Ok(())
+            });
             if r.is_err() {
                 // Drop a partial write so the retry starts clean.
                 let _ = w.file.set_len(at);
@@ -285,6 +324,8 @@ impl Writer {
             r
         });
         if ok {
+            self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             self.offset = at + bytes.len() as u64;
             self.shared.since_rotation.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             self.dirty = !sync;

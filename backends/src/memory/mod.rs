@@ -491,13 +491,7 @@ impl MemoryBackend {
 /// The outcome of an update that finished a unit: output for the next spec.
 type Chain = Option<(String, Vec<NewUnit>)>;
 
-fn update_locked(
-    spec: &mut Spec,
-    cx: &mut Ctx,
-    key: &[u8],
-    upd: UnitUpdate,
-    now: Time,
-) -> Result<(bool, Chain)> {
+fn update_locked(spec: &mut Spec, cx: &mut Ctx, key: &[u8], upd: UnitUpdate, now: Time) -> Result<(bool, Chain)> {
     let status = spec.units.get(key).map(|u| u.status).ok_or_else(|| Error::NoSuchWorkUnit(key.to_vec()))?;
     let (force, plan) = plan_update(status, upd.status)?;
     let data: Option<Blob> = upd.data.as_ref().map(|d| to_vec(d).into());

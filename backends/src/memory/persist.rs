@@ -472,7 +472,11 @@ mod tests {
 
     #[test]
     fn unknown_record_types_are_refused() {
-        let mut st = State { specs: Default::default(), cx: super::super::Ctx::default(), rng: rand::SeedableRng::seed_from_u64(1) };
+        let mut st = State {
+            specs: Default::default(),
+            cx: super::super::Ctx::default(),
+            rng: rand::SeedableRng::seed_from_u64(1),
+        };
         assert!(st.apply(&[99]).is_err());
         assert!(st.apply(&[UNIT_PUT, 1]).is_err());
     }
