@@ -59,9 +59,13 @@ pub struct Process {
 
 impl Process {
     /// Starts the binary with extra arguments and waits until it listens.
+    /// Without `--backend` or `--data-dir` among them it runs the memory
+    /// backend, so tests never share the default data directory.
     pub fn start(extra: &[&str]) -> Process {
+        let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
             .args(["--cborrpc", "127.0.0.1:0"])
+            .args(if volatile { &["--backend", "memory"][..] } else { &[] })
             .args(extra)
             .env("COORDINATED_LOG", "info")
             .stdout(Stdio::null())
