@@ -8,7 +8,9 @@
 //! * `add`    — N units added in batches of 1,000 → units/s;
 //! * `drain`  — N units added, then W workers `get_work` J at a time and
 //!   finish each unit until the spec is empty → completed units/s,
-//!   `get_work` latency; verifies every unit finished exactly once;
+//!   `get_work` latency; verifies every unit finished exactly once. With
+//!   `--peer redis ADDR` or `--peer beanstalkd ADDR` the same drain runs
+//!   against that server instead (see `coordbench/peers.rs`);
 //! * `status` — latency of `count_work_units`, `get_work_spec`,
 //!   `list_work_specs`, `get_work_units(limit=100)` with N units present;
 //! * `mixed`  — W/4 adders and the rest workers at once, for a duration;
@@ -19,13 +21,20 @@
 //!
 //! Each scenario works in its own work spec and deletes it at the end.
 //! Output is a table, or with `--json` one JSON object per scenario.
-//! With `--daemon-pid` the daemon's VmRSS / VmHWM are read from /proc
-//! after each scenario (before its spec is deleted).
+//! With `--daemon-pid` (alias `--server-pid`) the daemon's VmRSS / VmHWM
+//! are read from /proc after each scenario (before its spec is deleted),
+//! and a drain reports the server's CPU time per completed unit.
 //!
 //! Example: `coordbench --address 127.0.0.1:5932 drain --workers 64 --max-jobs 10 --units 100000`
 
 #[path = "coordbench/client.rs"]
 mod client;
+#[path = "coordbench/peer_beanstalkd.rs"]
+mod peer_beanstalkd;
+#[path = "coordbench/peer_redis.rs"]
+mod peer_redis;
+#[path = "coordbench/peers.rs"]
+mod peers;
 #[path = "coordbench/scenarios.rs"]
 mod scenarios;
 #[path = "coordbench/soak.rs"]
@@ -54,8 +63,9 @@ struct Cli {
     /// Print one JSON object per scenario instead of the table.
     #[arg(long, global = true)]
     json: bool,
-    /// PID of the daemon: report its VmRSS and VmHWM after each scenario.
-    #[arg(long, global = true)]
+    /// PID of the daemon (or of the --peer server): report its VmRSS and
+    /// VmHWM after each scenario, and its CPU time per unit in a drain.
+    #[arg(long, global = true, visible_alias = "server-pid")]
     daemon_pid: Option<u32>,
     /// Client runtime threads (default: the number of CPUs).
     #[arg(long, global = true)]
@@ -95,7 +105,16 @@ enum Cmd {
     /// Add N units to one spec in batches (default W=1, N=100,000).
     Add(Common),
     /// Add N units, then drain them with W workers (default W=8, J=1, N=100,000).
-    Drain(Common),
+    Drain {
+        #[command(flatten)]
+        common: Common,
+        /// Drain another queue server instead, with its own two round
+        /// trips per job: `redis` (LMOVE pending processing, then LREM) or
+        /// `beanstalkd` (reserve-with-timeout 0, then delete). ADDR
+        /// defaults to the server's usual port on 127.0.0.1.
+        #[arg(long, num_args = 1..=2, value_names = ["KIND", "ADDR"])]
+        peer: Option<Vec<String>>,
+    },
     /// Latency of status calls with N units present (default N=100,000).
     Status {
         #[command(flatten)]
@@ -139,6 +158,25 @@ enum Cmd {
     },
 }
 
+/// `--peer KIND [ADDR]` as a known kind and an address.
+fn peer_target(p: &[String]) -> Result<(&str, String), String> {
+    let kind = p.first().map(String::as_str).unwrap_or_default();
+    let default_port = match kind {
+        "redis" => 6379,
+        "beanstalkd" => 11300,
+        other => return Err(format!("--peer: unknown server {other:?}; known: {}", peers::KINDS.join(", "))),
+    };
+    Ok((kind, p.get(1).cloned().unwrap_or_else(|| format!("127.0.0.1:{default_port}"))))
+}
+
+/// The address the run talks to (the peer's with `drain --peer`).
+fn target(cli: &Cli) -> String {
+    match &cli.cmd {
+        Cmd::Drain { peer: Some(p), .. } => peer_target(p).map(|(_, a)| a).unwrap_or_default(),
+        _ => cli.address.clone(),
+    }
+}
+
 fn cfg(cli: &Cli, c: &Common, workers: usize, units: u64, max_jobs: usize, duration: f64) -> Cfg {
     Cfg {
         addr: cli.address.clone(),
@@ -175,7 +213,16 @@ async fn run(cli: &Cli) -> (Vec<Report>, Vec<String>) {
     };
     match &cli.cmd {
         Cmd::Add(c) => push("add", scenarios::add(&cfg(cli, c, 1, 100_000, 1, 0.0)).await, cli.json),
-        Cmd::Drain(c) => push("drain", scenarios::drain(&cfg(cli, c, 8, 100_000, 1, 0.0)).await, cli.json),
+        Cmd::Drain { common, peer: None } => {
+            push("drain", scenarios::drain(&cfg(cli, common, 8, 100_000, 1, 0.0)).await, cli.json)
+        }
+        Cmd::Drain { common, peer: Some(p) } => {
+            let r = match peer_target(p) {
+                Ok((kind, addr)) => peers::drain(&cfg(cli, common, 8, 100_000, 1, 0.0), kind, &addr).await,
+                Err(e) => Err(e),
+            };
+            push("drain", r, cli.json)
+        }
         Cmd::Status { common, calls } => {
             let cfg = Cfg { calls: *calls, ..cfg(cli, common, 1, 100_000, 1, 0.0) };
             push("status", scenarios::status(&cfg).await, cli.json)
@@ -227,7 +274,7 @@ fn main() -> ExitCode {
     let (reports, errors) = rt.block_on(run(&cli));
     if !cli.json {
         if !reports.is_empty() {
-            println!("coordbench against {}", cli.address);
+            println!("coordbench against {}", target(&cli));
             print!("{}", stats::table(&reports));
         }
         for e in &errors {

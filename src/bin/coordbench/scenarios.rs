@@ -17,7 +17,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 
 use crate::client::{grants, unpair, Client, Error, Grant};
-use crate::stats::{daemon_mem, Lat, Report, Row};
+use crate::stats::{daemon_mem, CpuMeter, Lat, Report, Row};
 
 /// Everything a scenario needs to know.
 #[derive(Debug, Clone)]
@@ -292,21 +292,22 @@ pub async fn add(cfg: &Cfg) -> Result<Report, Error> {
 
 // ---------------------------------------------------------------- workers
 
-/// What one worker connection did.
+/// What one worker connection did (also a peer's worker: `get_work` is
+/// then its take round trip, `update` its done round trip).
 #[derive(Default)]
 pub struct WorkerOut {
-    start: Option<Instant>,
-    end: Option<Instant>,
-    get_work: Lat,
-    update: Lat,
-    completed: u64,
-    empty: u64,
+    pub start: Option<Instant>,
+    pub end: Option<Instant>,
+    pub get_work: Lat,
+    pub update: Lat,
+    pub completed: u64,
+    pub empty: u64,
     /// Unit numbers of the keys this worker finished.
-    seen: Vec<u64>,
+    pub seen: Vec<u64>,
     /// Keys that were not ours.
-    strange: u64,
+    pub strange: u64,
     /// Updates that answered false or a message.
-    refused: u64,
+    pub refused: u64,
 }
 
 /// When a worker stops.
@@ -429,6 +430,8 @@ pub struct Merged {
     pub secs: f64,
     pub get_work: Lat,
     pub update: Lat,
+    /// Both kinds of round trip together.
+    pub round_trip: Lat,
     pub completed: u64,
     /// `get_work` calls that found nothing.
     pub empty: u64,
@@ -446,6 +449,7 @@ impl Merged {
             secs,
             get_work: Lat::default(),
             update: Lat::default(),
+            round_trip: Lat::default(),
             completed: 0,
             empty: 0,
             n,
@@ -471,29 +475,33 @@ impl Merged {
         }
         m.missing = seen.iter().filter(|&&s| s == 0).count();
         m.dup = seen.iter().filter(|&&s| s > 1).count();
+        m.round_trip.merge(&m.get_work);
+        m.round_trip.merge(&m.update);
         m
     }
 
-    /// Checks that every unit was finished exactly once, by the workers'
-    /// account and by the daemon's `count_work_units`; notes the outcome.
-    pub async fn verify(&self, c: &mut Client, spec: &str, r: &mut Report) -> Result<(), Error> {
-        let got = counts(c, spec).await?;
-        let finished = got.get(&4).copied().unwrap_or(0);
-        let others: u64 = got.iter().filter(|(k, _)| **k != 4).map(|(_, v)| *v).sum();
+    /// Checks that every unit was finished exactly once by the workers'
+    /// account, and takes the server's word (`server_ok`, described by
+    /// `server_says`) that nothing is left; notes the outcome.
+    pub fn check(&self, server_ok: bool, server_says: &str, r: &mut Report) {
         let Merged { n, completed, missing, dup, strange, refused, .. } = *self;
-        let verified =
-            missing == 0 && dup == 0 && strange == 0 && refused == 0 && finished == n && others == 0 && completed == n;
-        if verified {
-            r.notes
-                .push(format!("verified: all {n} keys finished exactly once; count_work_units {}", fmt_counts(&got)));
+        if server_ok && missing == 0 && dup == 0 && strange == 0 && refused == 0 && completed == n {
+            r.notes.push(format!("verified: all {n} keys finished exactly once; {server_says}"));
         } else {
             r.ok = false;
             r.notes.push(format!(
                 "VERIFICATION FAILED: completed {completed} of {n}, missing {missing}, duplicated {dup}, foreign {strange}, \
-                 refused updates {refused}; count_work_units {}",
-                fmt_counts(&got)
+                 refused updates {refused}; {server_says}"
             ));
         }
+    }
+
+    /// [`Merged::check`] with the daemon's `count_work_units` as its word.
+    pub async fn verify(&self, c: &mut Client, spec: &str, r: &mut Report) -> Result<(), Error> {
+        let got = counts(c, spec).await?;
+        let finished = got.get(&4).copied().unwrap_or(0);
+        let others: u64 = got.iter().filter(|(k, _)| **k != 4).map(|(_, v)| *v).sum();
+        self.check(finished == self.n && others == 0, &format!("count_work_units {}", fmt_counts(&got)), r);
         Ok(())
     }
 }
@@ -514,12 +522,15 @@ pub async fn drain(cfg: &Cfg) -> Result<Report, Error> {
         );
         let w = cfg.workers.max(1);
         let barrier = Arc::new(Barrier::new(w));
+        let cpu = CpuMeter::start(cfg.daemon_pid);
         let outs = join_all(spawn_workers(cfg, &spec, w, &barrier, Stop::Empty, true, "")).await?;
         let m = Merged::of(&outs, n);
         let mut r = Report::new("drain", &spec, w, cfg.max_jobs, n, cfg.data_bytes);
+        r.cpu = cpu.finish(m.completed);
         r.rows.push(Row::throughput("units completed", m.completed, m.secs));
         r.rows.push(Row::latency(&format!("get_work (max_jobs {})", cfg.max_jobs), &m.get_work, m.secs));
         r.rows.push(Row::latency("update_work_unit", &m.update, m.secs));
+        r.rows.push(Row::latency("either round trip", &m.round_trip, m.secs));
         m.verify(&mut Client::connect(&cfg.addr).await?, &spec, &mut r).await?;
         Ok(r)
     })

@@ -1,5 +1,5 @@
-//! Latency histograms, daemon memory readings, and the report of one
-//! scenario (as a table row set and as JSON).
+//! Latency histograms, server memory and CPU readings, and the report of
+//! one scenario (as a table row set and as JSON).
 
 use std::time::Duration;
 
@@ -79,6 +79,59 @@ pub fn daemon_mem(pid: Option<u32>) -> Option<Mem> {
     Some(Mem { rss_kb: field("VmRSS:")?, hwm_kb: field("VmHWM:")? })
 }
 
+/// CPU time (user + system, all threads) a process has used so far, from
+/// `/proc/PID/stat`; `None` if it cannot be read. The kernel counts in
+/// clock ticks (10 ms at the usual 100 Hz), so phases shorter than a
+/// second or so are measured coarsely.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces:
+    // split after its closing one. What follows starts at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64((utime + stime) as f64 / hz as f64))
+}
+
+/// The server's CPU time over one phase of a scenario (the drain itself,
+/// not the preload), shared out over the jobs done in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    pub secs: f64,
+    pub ops: u64,
+}
+
+impl Cpu {
+    pub fn us_per_op(&self) -> f64 {
+        self.secs * 1e6 / self.ops.max(1) as f64
+    }
+}
+
+/// Reads the server's CPU time at the start of a phase; [`CpuMeter::finish`]
+/// at its end gives the difference.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<Duration>,
+}
+
+impl CpuMeter {
+    pub fn start(pid: Option<u32>) -> CpuMeter {
+        CpuMeter { pid, start: pid.and_then(cpu_time) }
+    }
+
+    pub fn finish(&self, ops: u64) -> Option<Cpu> {
+        let end = cpu_time(self.pid?)?;
+        Some(Cpu { secs: end.saturating_sub(self.start?).as_secs_f64(), ops })
+    }
+}
+
 /// One line of a scenario's results: an operation, how many were done in
 /// how long, and (for RPCs timed one by one) their latency.
 #[derive(Debug, Clone)]
@@ -111,6 +164,9 @@ impl Row {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub scenario: String,
+    /// What served it: `coordinated` (any CBOR-RPC daemon), `redis` or
+    /// `beanstalkd`.
+    pub server: String,
     pub spec: String,
     pub workers: usize,
     pub max_jobs: usize,
@@ -120,6 +176,8 @@ pub struct Report {
     pub ok: bool,
     pub notes: Vec<String>,
     pub mem: Option<Mem>,
+    /// The server's CPU time over the timed phase (with `--daemon-pid`).
+    pub cpu: Option<Cpu>,
     /// The daemon's VmRSS sampled during the run: (seconds, kB).
     pub rss_series: Vec<(f64, u64)>,
 }
@@ -128,6 +186,7 @@ impl Report {
     pub fn new(scenario: &str, spec: &str, workers: usize, max_jobs: usize, units: u64, data_bytes: usize) -> Report {
         Report {
             scenario: scenario.into(),
+            server: "coordinated".into(),
             spec: spec.into(),
             workers,
             max_jobs,
@@ -137,6 +196,7 @@ impl Report {
             ok: true,
             notes: Vec::new(),
             mem: None,
+            cpu: None,
             rss_series: Vec::new(),
         }
     }
@@ -163,6 +223,7 @@ impl Report {
             .collect();
         let mut o = json!({
             "scenario": self.scenario,
+            "server": self.server,
             "spec": self.spec,
             "workers": self.workers,
             "max_jobs": self.max_jobs,
@@ -174,6 +235,9 @@ impl Report {
         });
         if let Some(m) = self.mem {
             o["daemon"] = json!({"vm_rss_kb": m.rss_kb, "vm_hwm_kb": m.hwm_kb});
+        }
+        if let Some(c) = self.cpu {
+            o["server_cpu"] = json!({"seconds": c.secs, "ops": c.ops, "us_per_op": c.us_per_op()});
         }
         if !self.rss_series.is_empty() {
             o["daemon_rss_series"] = self.rss_series.iter().map(|&(t, kb)| json!({"t": t, "vm_rss_kb": kb})).collect();
@@ -204,7 +268,6 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
-/// Renders reports as one aligned table, notes below it.
 /// The table rows of one report: its first row names the scenario and its
 /// parameters, the others only their operation.
 fn report_lines(r: &Report) -> Vec<Vec<String>> {
@@ -219,7 +282,13 @@ fn report_lines(r: &Report) -> Vec<Vec<String>> {
             (true, Some(m)) => (format!("{:.1}", m.rss_kb as f64 / 1024.0), format!("{:.1}", m.hwm_kb as f64 / 1024.0)),
             _ => (String::new(), String::new()),
         };
-        let name = if r.ok { r.scenario.clone() } else { format!("{} FAILED", r.scenario) };
+        let cpu = match (first, r.cpu) {
+            (true, Some(c)) => format!("{:.1}", c.us_per_op()),
+            _ => String::new(),
+        };
+        let name =
+            if r.server == "coordinated" { r.scenario.clone() } else { format!("{} ({})", r.scenario, r.server) };
+        let name = if r.ok { name } else { format!("{name} FAILED") };
         lines.push(vec![
             if first { name } else { String::new() },
             if first { r.workers.to_string() } else { String::new() },
@@ -244,6 +313,7 @@ fn report_lines(r: &Report) -> Vec<Vec<String>> {
             p50,
             p99,
             max,
+            cpu,
             rss,
             hwm,
         ]);
@@ -251,6 +321,8 @@ fn report_lines(r: &Report) -> Vec<Vec<String>> {
     lines
 }
 
+/// Renders reports as one aligned table, notes below it. CPU µs/op is the
+/// server's CPU time over the timed phase per unit (or job) completed.
 pub fn table(reports: &[Report]) -> String {
     let header = [
         "scenario",
@@ -264,6 +336,7 @@ pub fn table(reports: &[Report]) -> String {
         "p50 ms",
         "p99 ms",
         "max ms",
+        "CPU µs/op",
         "RSS MB",
         "HWM MB",
     ];
@@ -275,7 +348,7 @@ pub fn table(reports: &[Report]) -> String {
         }
     }
     // Text columns left-aligned, numbers right-aligned.
-    let left = [true, false, false, false, true, false, false, false, false, false, false, false, false];
+    let left = [true, false, false, false, true, false, false, false, false, false, false, false, false, false];
     let render = |cells: &[String]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
