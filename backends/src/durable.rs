@@ -272,6 +272,11 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
     }
     match end {
         End::Clean => Ok(Replayed::Records(count)),
+        // Space the writer reserved ahead of its writes: a clean end.
+        End::TornTail { offset, .. } if bytes[offset..].iter().all(|&b| b == 0) => {
+            cut(offset)?;
+            Ok(Replayed::Records(count))
+        }
         End::TornTail { offset, reason } if last => {
             warn!(
                 journal = %shown,
