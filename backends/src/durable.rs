@@ -37,6 +37,7 @@ use tracing::{error, info, warn};
 use crate::clock::{Clock, Time};
 use crate::journal::frame::{append_frame, check_header, scan, End, FileKind, FILE_HEADER};
 use crate::journal::{Dir, Disk, FsyncMode, Journal, RealDisk};
+use crate::locks::{HeldLock, LockTree};
 use crate::memory::{Cursor, MemoryBackend, Sink};
 use crate::model::*;
 use crate::{Coordinate, Value};
@@ -416,5 +417,21 @@ impl Coordinate for DurableBackend {
     }
     fn now(&self) -> Time {
         self.mem.now()
+    }
+    fn save_locks(&self, tree: &LockTree, now: Time) -> impl Future<Output = Result<()>> + Send {
+        let refused = self.journal.error();
+        if refused.is_none() {
+            self.mem.journal_locks(tree, now);
+        }
+        let pos = self.journal.appended();
+        async move {
+            if let Some(e) = refused {
+                return Err(fail(e.to_string()));
+            }
+            self.journal.wait(pos).await.map_err(|e| fail(e.to_string()))
+        }
+    }
+    fn saved_locks(&self) -> Vec<HeldLock> {
+        self.mem.saved_locks()
     }
 }

@@ -115,4 +115,20 @@ pub trait Coordinate: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BTreeMap<String, Vec<ChildUnit>>>> + Send;
     /// The backend's current time.
     fn now(&self) -> Time;
+
+    /// Records the locks `tree` holds now, after a lock call changed them,
+    /// so a restart finds them again; the future completes once they are
+    /// durable. The set is read when this is called, under whatever
+    /// orders the backend's writes, so of two concurrent calls the one
+    /// recorded last saw both changes. Backends that do not keep locks
+    /// (memory, PostgreSQL for now) do nothing.
+    fn save_locks(&self, tree: &locks::LockTree, now: Time) -> impl Future<Output = Result<()>> + Send {
+        let _ = (tree, now);
+        std::future::ready(Ok(()))
+    }
+
+    /// The locks recorded when the backend was opened.
+    fn saved_locks(&self) -> Vec<locks::HeldLock> {
+        Vec::new()
+    }
 }

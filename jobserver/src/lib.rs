@@ -117,7 +117,17 @@ impl<C: Coordinate> JobServer<C> {
 
     /// A job server with the given limits.
     pub fn with_limits(backend: C, config: Option<Value>, limits: Limits) -> Self {
-        JobServer { backend, locks: LockTree::with_limits(limits.locks.clone()), config, limits }
+        let locks = LockTree::with_limits(limits.locks.clone());
+        // Locks a durable backend kept across a restart, with what is left
+        // of their time.
+        let now = backend.now();
+        for held in backend.saved_locks() {
+            let left = (held.deadline.0 - now.0) as f64 / 1e6;
+            if left > 0.0 {
+                let _ = locks.lock(now, &held.owner, left, &[held.path]);
+            }
+        }
+        JobServer { backend, locks, config, limits }
     }
 
     /// The backend.

@@ -69,7 +69,9 @@ impl Operation for Lock {
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
         let r = &self.0;
-        Ok(s.locks().lock(s.backend().now(), &r.owner, r.timeout, &r.paths).map_err(Refused))
+        let now = s.backend().now();
+        let out = s.locks().lock(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
+        saved(s, now, out).await
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -91,7 +93,9 @@ impl Operation for Renew {
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
         let r = &self.0;
-        Ok(s.locks().renew(s.backend().now(), &r.owner, r.timeout, &r.paths).map_err(Refused))
+        let now = s.backend().now();
+        let out = s.locks().renew(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
+        saved(s, now, out).await
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -113,7 +117,9 @@ impl Operation for LockSome {
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
         let r = &self.0;
-        Ok(s.locks().try_locksome(s.backend().now(), &r.owner, r.timeout, &r.paths).map_err(Refused))
+        let now = s.backend().now();
+        let out = s.locks().try_locksome(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
+        saved(s, now, out).await
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -168,7 +174,9 @@ impl Operation for Unlock {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        Ok(s.locks().unlock(s.backend().now(), &self.owner, &self.paths).map_err(Refused))
+        let now = s.backend().now();
+        let out = s.locks().unlock(now, &self.owner, &self.paths).map_err(Refused);
+        saved(s, now, out).await
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -191,11 +199,27 @@ impl Operation for DeleteNamespace {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<()> {
-        s.locks().delete_namespace(s.backend().now(), &self.prefix);
+        let now = s.backend().now();
+        s.locks().delete_namespace(now, &self.prefix);
+        s.backend().save_locks(s.locks(), now).await?;
         Ok(())
     }
 
     fn answer(out: RpcResult<()>) -> RpcResult<Value> {
         out.map(|()| int(0))
     }
+}
+
+/// Has the backend record the lock set after a call that changed it, and
+/// answers only once it is recorded (a durable backend keeps locks across
+/// a restart; the others do nothing).
+async fn saved<C: Coordinate, T, E>(
+    s: &JobServer<C>,
+    now: backends::Time,
+    out: Result<T, E>,
+) -> RpcResult<Result<T, E>> {
+    if out.is_ok() {
+        s.backend().save_locks(s.locks(), now).await?;
+    }
+    Ok(out)
 }

@@ -322,17 +322,19 @@ impl Writer {
         }
         let at = self.offset;
         let ok = self.retrying(shutdown, |w| {
-            let r = w.reserve(at + bytes.len() as u64).and_then(|()| w.dir.disk.write_at(&w.file, bytes, at)).and_then(|()| {
-                if !sync {
-                    return Ok(());
-                }
-                let t = Instant::now();
-                w.dir.disk.sync(&w.file)?;
-                let st = &w.shared.stats;
-                st.syncs.fetch_add(1, Ordering::Relaxed);
-                st.sync_micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-                Ok(())
-            });
+            let r = w.reserve(at + bytes.len() as u64).and_then(|()| w.dir.disk.write_at(&w.file, bytes, at)).and_then(
+                |()| {
+                    if !sync {
+                        return Ok(());
+                    }
+                    let t = Instant::now();
+                    w.dir.disk.sync(&w.file)?;
+                    let st = &w.shared.stats;
+                    st.syncs.fetch_add(1, Ordering::Relaxed);
+                    st.sync_micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    Ok(())
+                },
+            );
             if r.is_err() && !w.preallocate {
                 // Drop a partial write so the retry starts clean (reserved
                 // space needs no cut: the retry overwrites it).

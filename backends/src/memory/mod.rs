@@ -335,6 +335,9 @@ struct State {
     specs: BTreeMap<String, Spec>,
     cx: Ctx,
     rng: StdRng,
+    /// The last lock record journaled (durable backend only): the body of
+    /// a [`persist`] LOCKS record, carried into snapshots.
+    locks: Vec<u8>,
 }
 
 impl State {
@@ -403,7 +406,10 @@ impl MemoryBackend {
     }
 
     fn with_rng(clock: Arc<dyn Clock>, rng: StdRng) -> Self {
-        MemoryBackend { state: Mutex::new(State { specs: BTreeMap::new(), cx: Ctx::default(), rng }), clock }
+        MemoryBackend {
+            state: Mutex::new(State { specs: BTreeMap::new(), cx: Ctx::default(), rng, locks: Vec::new() }),
+            clock,
+        }
     }
 
     fn lock(&self) -> Locked<'_> {

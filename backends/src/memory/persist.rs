@@ -28,6 +28,7 @@ use super::workers::{Worker, Workers};
 use super::{Attempt, Spec, State, UKey, Unit, NO_DELAY};
 use crate::clock::Time;
 use crate::journal::codec::{Dec, Enc, Malformed};
+use crate::locks::{HeldLock, LockTree};
 use crate::model::{prepare_spec, UnitStatus};
 
 /// Where sealed records go: the journal.
@@ -45,6 +46,8 @@ const WORKER_PUT: u8 = 6;
 /// Ends a snapshot: its presence proves the snapshot complete.
 const END: u8 = 7;
 const WORKER_DEL: u8 = 8;
+/// The whole set of held locks (replaces the previous one).
+const LOCKS: u8 = 9;
 
 // Flags of a unit record.
 const TEXT_KEY: u8 = 1;
@@ -244,6 +247,11 @@ impl State {
                 }
                 WORKER_PUT => apply_worker(&mut self.cx.workers, &mut d)?,
                 WORKER_DEL => self.cx.workers.forget(d.str()?),
+                LOCKS => {
+                    let body = d.bytes()?;
+                    decode_locks(body)?;
+                    self.locks = body.to_vec();
+                }
                 END => {
                     d.uvar()?;
                     end = true;
@@ -432,6 +440,12 @@ impl super::MemoryBackend {
             }
             cursor.workers_done = true;
         }
+        if !st.locks.is_empty() {
+            let mut e = Enc(out);
+            e.u8(LOCKS);
+            e.bytes(&st.locks);
+            cursor.records += 1;
+        }
         let mut e = Enc(out);
         e.u8(END);
         e.uvar(cursor.records);
@@ -439,7 +453,51 @@ impl super::MemoryBackend {
     }
 }
 
+fn encode_locks(held: &[HeldLock]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut e = Enc(&mut body);
+    e.uvar(held.len() as u64);
+    for l in held {
+        e.bytes(&to_vec(&Value::Array(l.path.clone())));
+        e.str(&l.owner);
+        e.i64(l.deadline.0);
+    }
+    body
+}
+
+fn decode_locks(body: &[u8]) -> Result<Vec<HeldLock>, Malformed> {
+    let mut d = Dec::new(body);
+    let n = d.uvar()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let Value::Array(path) = decode_value(d.bytes()?)? else { return Err(Malformed("lock path is not a list")) };
+        let owner = d.str()?.to_owned();
+        let deadline = Time(d.i64()?);
+        out.push(HeldLock { path, owner, deadline });
+    }
+    Ok(out)
+}
+
 impl super::MemoryBackend {
+    /// Journals the locks `tree` holds now, read under the state lock so
+    /// journal order is the order of the reads.
+    pub fn journal_locks(&self, tree: &LockTree, now: Time) {
+        let mut st = self.lock();
+        let body = encode_locks(&tree.held_locks(now));
+        if body == st.locks {
+            return;
+        }
+        let mut e = Enc(&mut st.cx.log.txn);
+        e.u8(LOCKS);
+        e.bytes(&body);
+        st.locks = body;
+    }
+
+    /// The locks the last lock record held.
+    pub fn saved_locks(&self) -> Vec<HeldLock> {
+        decode_locks(&self.state.lock().locks).unwrap_or_default()
+    }
+
     /// A canonical encoding of the whole state: specs and units in key
     /// order, then the worker records that say anything, by name. Derived
     /// sets (pending units per worker, children) follow from these.
@@ -462,6 +520,7 @@ impl super::MemoryBackend {
         for (name, w) in workers {
             encode_worker(&mut out, name, w);
         }
+        out.extend_from_slice(&st.locks);
         out
     }
 }
