@@ -75,14 +75,18 @@ impl Workers {
         w.data = Some(hb.data);
         w.last_update = Some(now);
         w.expiration = Some(now.plus_secs(hb.expire_secs));
+        self.set_parent(name, parent);
+    }
+
+    /// Points a worker at its parent, moving it between children sets.
+    fn set_parent(&mut self, name: Arc<str>, parent: Option<Arc<str>>) {
+        let Some(w) = self.map.get_mut(&name) else { return };
         let old = std::mem::replace(&mut w.parent, parent.clone());
-        if old != parent {
-            if let Some(old) = old.and_then(|o| self.map.get_mut(&o)) {
-                old.children.remove(&name);
-            }
-            if let Some(new) = parent.and_then(|p| self.map.get_mut(&p)) {
-                new.children.insert(name);
-            }
+        if let Some(old) = old.and_then(|o| self.map.get_mut(&o)) {
+            old.children.remove(&name);
+        }
+        if let Some(new) = parent.and_then(|p| self.map.get_mut(&p)) {
+            new.children.insert(name);
         }
     }
 
@@ -159,14 +163,6 @@ impl Workers {
         w.data = data;
         w.expiration = expiration;
         w.last_update = last_update;
-        let old = std::mem::replace(&mut w.parent, parent.clone());
-        if old != parent {
-            if let Some(old) = old.and_then(|o| self.map.get_mut(&o)) {
-                old.children.remove(&name);
-            }
-        }
-        if let Some(new) = parent.and_then(|p| self.map.get_mut(&p)) {
-            new.children.insert(name);
-        }
+        self.set_parent(name, parent);
     }
 }
