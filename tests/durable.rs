@@ -642,7 +642,7 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
 
 /// The frames of a journal file: (start, end) of each whole frame, up to
 /// the first bytes that are not one (a zeroed, preallocated tail ends the
-/// data too). The format is in docs/storage.md: a 16-byte file header,
+/// data too). The format (backends/src/journal/frame.rs): a 16-byte header,
 /// then frames of magic 0xC00DF4A3, payload length, CRC-32, payload,
 /// little-endian.
 fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
