@@ -178,6 +178,20 @@ impl Client {
         resp.outcome
     }
 
+    /// [`call`](Self::call) for a connection the daemon may drop (a
+    /// `kill -9`, a shutdown): `None` when no whole reply came back.
+    pub async fn try_call(&mut self, method: &str, params: Vec<Value>) -> Option<Result<Value, String>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut frame = Vec::new();
+        encode_request(id, method, &params, &mut frame);
+        self.conn.queue_bytes(&frame);
+        self.conn.flush().await.ok()?;
+        let resp = self.conn.read_response().await.ok()??.ok()?;
+        assert_eq!(resp.id, Value::Integer(id.into()), "response id");
+        Some(resp.outcome)
+    }
+
     /// Calls a method that must succeed.
     pub async fn ok(&mut self, method: &str, params: Vec<Value>) -> Value {
         self.call(method, params).await.unwrap_or_else(|e| panic!("{method} failed: {e}"))

@@ -396,7 +396,9 @@ impl Writer {
     }
 
     /// Runs `op` until it succeeds, publishing the failure meanwhile.
-    /// Gives up (returns false) only when shutting down.
+    /// Gives up (returns false) only when shutting down: when the batch
+    /// was taken at shutdown, or when a close comes while it is retried
+    /// (else a close during a full disk would wait for space forever).
     fn retrying(&mut self, shutdown: bool, mut op: impl FnMut(&mut Self) -> std::io::Result<()>) -> bool {
         let mut failing = false;
         loop {
@@ -415,7 +417,7 @@ impl Writer {
                         self.shared.progress.send_modify(|p| p.error = Some(msg));
                         failing = true;
                     }
-                    if shutdown {
+                    if shutdown || self.shared.pending.lock().shutdown {
                         error!("giving up on unwritten journal records at shutdown; none was acknowledged");
                         return false;
                     }
