@@ -107,12 +107,7 @@ fn key_text(v: &Value) -> String {
 
 /// Units handed out by one `get_work` answer, as (spec, key).
 fn grants(answer: &Value) -> Vec<String> {
-    let items = match first(answer) {
-        Value::Array(list) => list.clone(),
-        single if as_sequence(single).unwrap()[0].is_null() => Vec::new(),
-        single => vec![single.clone()],
-    };
-    items.iter().map(|g| key_text(&as_sequence(g).unwrap()[1])).collect()
+    grant_list(answer).iter().map(|g| key_text(&as_sequence(g).unwrap()[1])).collect()
 }
 
 async fn counts(c: &mut Client, spec: &str) -> BTreeMap<i64, i64> {
@@ -591,23 +586,7 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
     let keys: Vec<String> = (0..UNITS).map(|n| format!("k{n:05}")).collect();
     add_units(&mut c, "s", &keys).await;
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut workers = Vec::new();
-    for w in 0..16 {
-        let (addr, acked) = (d.addr, acked.clone());
-        workers.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
-            loop {
-                let Some(r) = c.try_call("get_work", vec![t(&format!("w{w}")), map(&[])]).await else { return };
-                let got = grants(&r.expect("get_work"));
-                let Some(key) = got.first() else { return };
-                let r = c.try_call("update_work_unit", vec![t("s"), t(key), map(&[("status", i(FINISHED))])]).await;
-                let Some(r) = r else { return };
-                assert_eq!(r, Ok(ok_pair(Value::Bool(true))));
-                acked.lock().unwrap().push(key.clone());
-            }
-        }));
-    }
+    let (workers, acked) = spawn_finishers(d.addr, 16, "s");
     tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
     wait_until("100 acknowledged finishes", Duration::from_secs(30), || acked.lock().unwrap().len() >= 100).await;
     let log = tokio::task::spawn_blocking(move || terminate(d)).await.unwrap();
@@ -615,7 +594,7 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
         w.await.expect("worker task");
     }
     assert!(log.contains("journal closed"), "{log}");
-    let acked = acked.lock().unwrap().clone();
+    let acked: Vec<String> = acked.lock().unwrap().iter().map(key_text).collect();
     assert!(acked.len() < UNITS, "the drain ended before the shutdown: nothing was under way");
 
     let d = start(&dir, &[]);

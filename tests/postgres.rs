@@ -38,11 +38,7 @@ async fn fresh_database() -> String {
 
 /// Units handed out by one `get_work` answer.
 fn grants(answer: &Value) -> Vec<Value> {
-    match &as_sequence(answer).unwrap()[0] {
-        Value::Array(list) => list.clone(),
-        single if as_sequence(single).unwrap()[0].is_null() => Vec::new(),
-        single => vec![single.clone()],
-    }
+    grant_list(answer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,24 +212,7 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
     let items: Vec<Value> = (0..UNITS).map(|n| t(&format!("k{n:05}"))).collect();
     c.ok("add_work_units", vec![t("s"), Value::Array(items)]).await;
-    let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let mut workers = Vec::new();
-    for w in 0..16 {
-        let (addr, acked) = (d.addr, acked.clone());
-        workers.push(tokio::spawn(async move {
-            // Ends when the daemon closes the connection (the call panics
-            // in this task only, with no reply, so nothing is counted).
-            let mut c = Client::connect(addr).await;
-            loop {
-                let got = grants(&c.ok("get_work", vec![t(&format!("w{w}")), map(&[])]).await);
-                let Some(g) = got.first() else { return };
-                let key = as_sequence(g).unwrap()[1].clone();
-                let r = c.ok("update_work_unit", vec![t("s"), key.clone(), map(&[("status", i(4))])]).await;
-                assert_eq!(r, ok_pair(Value::Bool(true)));
-                acked.lock().await.push(key);
-            }
-        }));
-    }
+    let (workers, acked) = spawn_finishers(d.addr, 16, "s");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut d = d;
     d.signal(libc::SIGTERM);
@@ -242,7 +221,7 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     for w in workers {
         let _ = w.await;
     }
-    let acked = acked.lock().await.clone();
+    let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty(), "no finish was acknowledged before the shutdown");
     assert!((acked.len() as i64) < UNITS, "the drain ended before the shutdown: nothing was under way");
 

@@ -232,3 +232,43 @@ pub fn ok_pair(v: Value) -> Value {
 pub fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace().map(|x| u8::from_str_radix(x, 16).unwrap()).collect()
 }
+
+/// The grants of one `get_work` answer: a list of grants, one grant, or a
+/// grant of nulls when there is no work.
+pub fn grant_list(answer: &Value) -> Vec<Value> {
+    match &cborrpc::value::as_sequence(answer).expect("a reply pair")[0] {
+        Value::Array(list) => list.clone(),
+        single if cborrpc::value::as_sequence(single).expect("a grant")[0].is_null() => Vec::new(),
+        single => vec![single.clone()],
+    }
+}
+
+/// `n` workers (`w0`, `w1`, …) that finish whatever `get_work` hands them
+/// from `spec` until there is no work left or the daemon closes their
+/// connection. Returns their tasks and the key of every finish that got a
+/// reply: what shutdown and crash tests must find finished afterwards.
+pub fn spawn_finishers(
+    addr: SocketAddr,
+    n: usize,
+    spec: &str,
+) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Mutex<Vec<Value>>>) {
+    let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let tasks = (0..n)
+        .map(|w| {
+            let (acked, spec) = (acked.clone(), spec.to_owned());
+            tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                loop {
+                    let Some(r) = c.try_call("get_work", vec![t(&format!("w{w}")), map(&[])]).await else { return };
+                    let Some(grant) = grant_list(&r.expect("get_work")).into_iter().next() else { return };
+                    let key = cborrpc::value::as_sequence(&grant).expect("a grant")[1].clone();
+                    let done = vec![t(&spec), key.clone(), map(&[("status", i(4))])];
+                    let Some(r) = c.try_call("update_work_unit", done).await else { return };
+                    assert_eq!(r, Ok(ok_pair(Value::Bool(true))));
+                    acked.lock().unwrap().push(key);
+                }
+            })
+        })
+        .collect();
+    (tasks, acked)
+}

@@ -535,6 +535,7 @@ mod tests {
             specs: Default::default(),
             cx: super::super::Ctx::default(),
             rng: rand::SeedableRng::seed_from_u64(1),
+            locks: Vec::new(),
         };
         assert!(st.apply(&[99]).is_err());
         assert!(st.apply(&[UNIT_PUT, 1]).is_err());
