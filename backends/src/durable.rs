@@ -90,6 +90,9 @@ pub struct DurableBackend {
     journal: Arc<Journal>,
     stop: Arc<AtomicBool>,
     snapshotter: Mutex<Option<JoinHandle<()>>>,
+    /// Held while a snapshot is written: the background one and
+    /// [`DurableBackend::snapshot_now`] must not interleave their cuts.
+    snapshotting: Arc<Mutex<()>>,
 }
 
 /// Why a directory could not be opened.
@@ -159,15 +162,16 @@ impl DurableBackend {
             "durable store recovered"
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let snapshotting = Arc::new(Mutex::new(()));
         let snapshotter = {
             let (mem, journal, stop, dir) = (mem.clone(), journal.clone(), stop.clone(), dir.clone());
-            let after = opts.snapshot_after;
+            let (after, busy) = (opts.snapshot_after, snapshotting.clone());
             std::thread::Builder::new()
                 .name("snapshotter".into())
-                .spawn(move || snapshot_loop(&dir, &mem, &journal, &stop, after, snapshot_size))
+                .spawn(move || snapshot_loop(&dir, &mem, &journal, &stop, &busy, after, snapshot_size))
                 .map_err(io)?
         };
-        Ok(DurableBackend { mem, dir, journal, stop, snapshotter: Mutex::new(Some(snapshotter)) })
+        Ok(DurableBackend { mem, dir, journal, stop, snapshotter: Mutex::new(Some(snapshotter)), snapshotting })
     }
 
     /// Runs a mutating call: refused while the journal is failing, and
@@ -191,12 +195,15 @@ impl DurableBackend {
     /// Writes a snapshot now (tests; the daemon's snapshots are driven by
     /// journal growth). Returns its size.
     pub fn snapshot_now(&self) -> std::io::Result<u64> {
+        let _one = self.snapshotting.lock();
         write_snapshot(&self.dir, &self.mem, &self.journal)
     }
 
     /// Stops the snapshotter and writes out the journal's backlog.
     pub fn close(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if self.stop.swap(true, Ordering::Relaxed) {
+            return;
+        }
         if let Some(t) = self.snapshotter.lock().take() {
             let _ = t.join();
         }
@@ -304,13 +311,24 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
     }
 }
 
-fn snapshot_loop(dir: &Dir, mem: &MemoryBackend, journal: &Journal, stop: &AtomicBool, after: u64, mut last: u64) {
+fn snapshot_loop(
+    dir: &Dir,
+    mem: &MemoryBackend,
+    journal: &Journal,
+    stop: &AtomicBool,
+    busy: &Mutex<()>,
+    after: u64,
+    mut last: u64,
+) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if journal.since_rotation() <= after.max(last) || journal.error().is_some() {
             continue;
         }
-        match write_snapshot(dir, mem, journal) {
+        let one = busy.lock();
+        let written = write_snapshot(dir, mem, journal);
+        drop(one);
+        match written {
             Ok(size) => last = size,
             Err(e) => {
                 error!(error = %e, "snapshot failed; the journal is kept and the snapshot will be tried again");

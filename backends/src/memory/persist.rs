@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use cborrpc::encode::{decode, to_vec};
+use cborrpc::encode::{decode, encode, head, to_vec};
 use cborrpc::Value;
 
 use super::workers::{Worker, Workers};
@@ -171,7 +171,13 @@ fn encode_unit(out: &mut Vec<u8>, spec: &str, key: &[u8], u: &Unit, with_data: b
 }
 
 fn encode_spec(out: &mut Vec<u8>, spec: &Spec) {
-    let data = to_vec(&Value::Map(spec.data.clone()));
+    // The map's CBOR, encoded in place rather than from a cloned Value.
+    let mut data = Vec::new();
+    head(5, spec.data.len() as u64, &mut data);
+    for (k, v) in &spec.data {
+        encode(k, &mut data);
+        encode(v, &mut data);
+    }
     let m = &spec.meta;
     let mut e = Enc(out);
     e.u8(SPEC_PUT);
@@ -458,7 +464,10 @@ fn encode_locks(held: &[HeldLock]) -> Vec<u8> {
     let mut e = Enc(&mut body);
     e.uvar(held.len() as u64);
     for l in held {
-        e.bytes(&to_vec(&Value::Array(l.path.clone())));
+        let mut path = Vec::new();
+        head(4, l.path.len() as u64, &mut path);
+        l.path.iter().for_each(|label| encode(label, &mut path));
+        e.bytes(&path);
         e.str(&l.owner);
         e.i64(l.deadline.0);
     }
