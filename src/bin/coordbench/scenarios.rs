@@ -150,7 +150,7 @@ pub fn fmt_counts(c: &BTreeMap<i64, u64>) -> String {
 }
 
 /// Batches `[start, end)` of `n` units, `size` each.
-fn batches(n: u64, size: usize) -> Vec<(u64, u64)> {
+pub fn batches(n: u64, size: usize) -> Vec<(u64, u64)> {
     let size = size.max(1) as u64;
     (0..n.div_ceil(size)).map(|b| (b * size, ((b + 1) * size).min(n))).collect()
 }
