@@ -29,7 +29,7 @@ use crate::client::Error;
 use crate::peer_beanstalkd::Beanstalkd;
 use crate::peer_redis::Redis;
 use crate::scenarios::{batches, join_all, spec_name, unit_key, Cfg, Merged, WorkerOut};
-use crate::stats::{daemon_mem, CpuMeter, Report, Row};
+use crate::stats::{daemon_mem, CpuMeter, Report};
 
 /// One job handed out by a peer: the server's handle for it (beanstalkd's
 /// job id; unused by Redis) and its body.
@@ -220,10 +220,7 @@ async fn run_workers<P: Peer>(cfg: &Cfg, addr: &str, queue: &str) -> Result<(Rep
     let mut r = Report::new("drain", queue, w, j, n, cfg.data_bytes);
     r.server = P::NAME.into();
     r.cpu = cpu.finish(m.completed);
-    r.rows.push(Row::throughput("jobs completed", m.completed, m.secs));
-    r.rows.push(Row::latency(&take_label::<P>(j), &m.get_work, m.secs));
-    r.rows.push(Row::latency(P::DONE_LABEL, &m.update, m.secs));
-    r.rows.push(Row::latency("either round trip", &m.round_trip, m.secs));
+    r.rows.extend(m.drain_rows("jobs completed", &take_label::<P>(j), P::DONE_LABEL));
     Ok((r, m))
 }
 

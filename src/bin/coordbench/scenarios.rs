@@ -430,8 +430,6 @@ pub struct Merged {
     pub secs: f64,
     pub get_work: Lat,
     pub update: Lat,
-    /// Both kinds of round trip together.
-    pub round_trip: Lat,
     pub completed: u64,
     /// `get_work` calls that found nothing.
     pub empty: u64,
@@ -449,7 +447,6 @@ impl Merged {
             secs,
             get_work: Lat::default(),
             update: Lat::default(),
-            round_trip: Lat::default(),
             completed: 0,
             empty: 0,
             n,
@@ -475,9 +472,20 @@ impl Merged {
         }
         m.missing = seen.iter().filter(|&&s| s == 0).count();
         m.dup = seen.iter().filter(|&&s| s > 1).count();
-        m.round_trip.merge(&m.get_work);
-        m.round_trip.merge(&m.update);
         m
+    }
+
+    /// A drain's rows, for the daemon and the peers alike: jobs completed,
+    /// the take and the done round trips, and both together.
+    pub fn drain_rows(&self, completed: &str, take: &str, done: &str) -> [Row; 4] {
+        let mut either = self.get_work.clone();
+        either.merge(&self.update);
+        [
+            Row::throughput(completed, self.completed, self.secs),
+            Row::latency(take, &self.get_work, self.secs),
+            Row::latency(done, &self.update, self.secs),
+            Row::latency("either round trip", &either, self.secs),
+        ]
     }
 
     /// Checks that every unit was finished exactly once by the workers'
@@ -527,10 +535,11 @@ pub async fn drain(cfg: &Cfg) -> Result<Report, Error> {
         let m = Merged::of(&outs, n);
         let mut r = Report::new("drain", &spec, w, cfg.max_jobs, n, cfg.data_bytes);
         r.cpu = cpu.finish(m.completed);
-        r.rows.push(Row::throughput("units completed", m.completed, m.secs));
-        r.rows.push(Row::latency(&format!("get_work (max_jobs {})", cfg.max_jobs), &m.get_work, m.secs));
-        r.rows.push(Row::latency("update_work_unit", &m.update, m.secs));
-        r.rows.push(Row::latency("either round trip", &m.round_trip, m.secs));
+        r.rows.extend(m.drain_rows(
+            "units completed",
+            &format!("get_work (max_jobs {})", cfg.max_jobs),
+            "update_work_unit",
+        ));
         m.verify(&mut Client::connect(&cfg.addr).await?, &spec, &mut r).await?;
         Ok(r)
     })
