@@ -695,7 +695,10 @@ pub async fn idle(cfg: &Cfg) -> Result<Report, Error> {
         "coordbench: idle: {n} connections open in {open_secs:.3} s; holding for {:.1} s",
         cfg.duration.as_secs_f64()
     );
-    tokio::time::sleep(cfg.duration.saturating_sub(Duration::from_millis(200))).await;
+    let hold = cfg.duration.saturating_sub(Duration::from_millis(200));
+    let cpu = CpuMeter::start(cfg.daemon_pid);
+    tokio::time::sleep(hold).await;
+    let idle_cpu = cpu.finish(0);
     let mut lat = Lat::default();
     let t = Instant::now();
     let params = [map(vec![("limit", int(1))])];
@@ -715,6 +718,13 @@ pub async fn idle(cfg: &Cfg) -> Result<Report, Error> {
             "daemon VmRSS {:.1} MB before, {:.1} MB with the connections open ({per:.0} bytes per connection)",
             b.rss_kb as f64 / 1024.0,
             o.rss_kb as f64 / 1024.0
+        ));
+    }
+    if let Some(c) = idle_cpu {
+        r.notes.push(format!(
+            "daemon CPU time while the connections sat idle: {:.2} s over {:.1} s",
+            c.secs,
+            hold.as_secs_f64()
         ));
     }
     r.mem = daemon_mem(cfg.daemon_pid);
