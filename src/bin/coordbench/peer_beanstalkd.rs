@@ -13,7 +13,7 @@
 use std::io::Write;
 
 use crate::client::Error;
-use crate::peers::{job_body, num, preload_rng, Job, Peer, Wire};
+use crate::peers::{num, Job, Peer, Wire};
 
 /// Time-to-run of every job, in seconds: far longer than any run.
 const TTR: u32 = 900;
@@ -71,15 +71,8 @@ impl Beanstalkd {
 
 impl Peer for Beanstalkd {
     const NAME: &'static str = "beanstalkd";
+    const TAKE_LABEL: &'static str = "reserve-with-timeout 0";
     const DONE_LABEL: &'static str = "delete";
-
-    fn take_label(j: usize) -> String {
-        if j == 1 {
-            "reserve-with-timeout 0".into()
-        } else {
-            format!("reserve-with-timeout 0 x{j}, pipelined")
-        }
-    }
 
     async fn connect(addr: &str, queue: &str) -> Result<Self, Error> {
         let mut b = Beanstalkd { w: Wire::connect(addr, Self::NAME).await?, tube: queue.to_owned() };
@@ -99,23 +92,16 @@ impl Peer for Beanstalkd {
         Ok(())
     }
 
-    /// `batch` pipelined `put`s per round trip.
-    async fn preload(&mut self, n: u64, size: usize, batch: usize) -> Result<(), Error> {
-        let mut rng = preload_rng();
-        let mut i = 0;
-        while i < n {
-            let end = (i + batch.max(1) as u64).min(n);
-            for k in i..end {
-                let body = job_body(k, size, &mut rng);
-                let _ = write!(self.w.out, "put 1024 0 {TTR} {}\r\n", body.len());
-                self.w.out.extend_from_slice(&body);
-                self.w.out.extend_from_slice(b"\r\n");
-            }
-            self.w.flush().await?;
-            for _ in i..end {
-                self.expect("INSERTED ").await?;
-            }
-            i = end;
+    /// One pipelined `put` per body.
+    async fn add(&mut self, bodies: &[Vec<u8>]) -> Result<(), Error> {
+        for body in bodies {
+            let _ = write!(self.w.out, "put 1024 0 {TTR} {}\r\n", body.len());
+            self.w.out.extend_from_slice(body);
+            self.w.out.extend_from_slice(b"\r\n");
+        }
+        self.w.flush().await?;
+        for _ in bodies {
+            self.expect("INSERTED ").await?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@
 use std::io::Write;
 
 use crate::client::Error;
-use crate::peers::{job_body, num, preload_rng, Job, Peer, Wire};
+use crate::peers::{num, Job, Peer, Wire};
 
 pub struct Redis {
     w: Wire,
@@ -70,15 +70,8 @@ impl Redis {
 
 impl Peer for Redis {
     const NAME: &'static str = "redis";
+    const TAKE_LABEL: &'static str = "LMOVE pending processing";
     const DONE_LABEL: &'static str = "LREM processing 1 job";
-
-    fn take_label(j: usize) -> String {
-        if j == 1 {
-            "LMOVE pending processing".into()
-        } else {
-            format!("LMOVE pending processing x{j}, pipelined")
-        }
-    }
 
     async fn connect(addr: &str, queue: &str) -> Result<Self, Error> {
         Ok(Redis {
@@ -101,21 +94,13 @@ impl Peer for Redis {
         }
     }
 
-    /// One `RPUSH pending` of `batch` jobs per round trip.
-    async fn preload(&mut self, n: u64, size: usize, batch: usize) -> Result<(), Error> {
-        let mut rng = preload_rng();
-        let mut i = 0;
-        while i < n {
-            let end = (i + batch.max(1) as u64).min(n);
-            let bodies: Vec<Vec<u8>> = (i..end).map(|k| job_body(k, size, &mut rng)).collect();
-            let mut args: Vec<&[u8]> = vec![b"RPUSH", &self.pending];
-            args.extend(bodies.iter().map(Vec::as_slice));
-            cmd(&mut self.w.out, &args);
-            self.w.flush().await?;
-            self.int("RPUSH").await?;
-            i = end;
-        }
-        Ok(())
+    /// One `RPUSH pending` of all the bodies.
+    async fn add(&mut self, bodies: &[Vec<u8>]) -> Result<(), Error> {
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", &self.pending];
+        args.extend(bodies.iter().map(Vec::as_slice));
+        cmd(&mut self.w.out, &args);
+        self.w.flush().await?;
+        self.int("RPUSH").await.map(drop)
     }
 
     async fn take(&mut self, j: usize, out: &mut Vec<Job>) -> Result<(), Error> {

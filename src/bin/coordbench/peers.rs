@@ -28,8 +28,8 @@ use tokio::sync::Barrier;
 use crate::client::Error;
 use crate::peer_beanstalkd::Beanstalkd;
 use crate::peer_redis::Redis;
-use crate::scenarios::{join_all, spec_name, unit_key, Cfg, Merged, WorkerOut};
-use crate::stats::{daemon_mem, CpuMeter, Report, Row};
+use crate::scenarios::{batches, join_all, spec_name, unit_key, Cfg, Merged, WorkerOut};
+use crate::stats::{daemon_mem, CpuMeter, Report};
 
 /// One job handed out by a peer: the server's handle for it (beanstalkd's
 /// job id; unused by Redis) and its body.
@@ -43,16 +43,17 @@ pub struct Job {
 pub trait Peer: Sized + Send + 'static {
     /// The peer's name in reports.
     const NAME: &'static str;
-    /// The take round trip of `j` jobs, as its latency row names it.
-    fn take_label(j: usize) -> String;
+    /// The take command, as its latency row names it (for J > 1,
+    /// [`take_label`] adds that it is pipelined J times).
+    const TAKE_LABEL: &'static str;
     /// The done round trip, as the latency row names it.
     const DONE_LABEL: &'static str;
 
     fn connect(addr: &str, queue: &str) -> impl Future<Output = Result<Self, Error>> + Send;
     /// Fails unless the queue is empty and unused (a fresh name).
     fn check_fresh(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Adds jobs `[0, n)` of `size` bytes each, `batch` per round trip.
-    fn preload(&mut self, n: u64, size: usize, batch: usize) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Adds these job bodies in one round trip.
+    fn add(&mut self, bodies: &[Vec<u8>]) -> impl Future<Output = Result<(), Error>> + Send;
     /// Takes up to `j` jobs in one round trip (pipelined); none when the
     /// queue is empty.
     fn take(&mut self, j: usize, out: &mut Vec<Job>) -> impl Future<Output = Result<(), Error>> + Send;
@@ -126,7 +127,7 @@ pub fn num<T: std::str::FromStr>(peer: &str, s: &[u8]) -> Result<T, Error> {
 
 /// The body of job `i`: its key, a colon, then random letters and digits
 /// up to `size` bytes in all.
-pub fn job_body(i: u64, size: usize, rng: &mut SmallRng) -> Vec<u8> {
+fn job_body(i: u64, size: usize, rng: &mut SmallRng) -> Vec<u8> {
     let mut body = unit_key(i).into_bytes();
     body.push(b':');
     let pad = size.saturating_sub(body.len());
@@ -135,14 +136,29 @@ pub fn job_body(i: u64, size: usize, rng: &mut SmallRng) -> Vec<u8> {
 }
 
 /// The job number a body made by [`job_body`] carries.
-pub fn body_index(body: &[u8]) -> Option<u64> {
+fn body_index(body: &[u8]) -> Option<u64> {
     let key = body.split(|&b| b == b':').next()?;
     std::str::from_utf8(key.strip_prefix(b"k")?).ok()?.parse().ok()
 }
 
-/// A deterministic random source for preloading.
-pub fn preload_rng() -> SmallRng {
-    SmallRng::seed_from_u64(0)
+/// The take round trip of `j` jobs, as its latency row names it.
+fn take_label<P: Peer>(j: usize) -> String {
+    if j == 1 {
+        P::TAKE_LABEL.into()
+    } else {
+        format!("{} x{j}, pipelined", P::TAKE_LABEL)
+    }
+}
+
+/// Adds jobs `[0, n)` of `size` bytes each, `batch` per round trip, with
+/// the same batching and bodies for every peer.
+async fn preload<P: Peer>(c: &mut P, n: u64, size: usize, batch: usize) -> Result<(), Error> {
+    let mut rng = SmallRng::seed_from_u64(0);
+    for (from, to) in batches(n, batch) {
+        let bodies: Vec<Vec<u8>> = (from..to).map(|i| job_body(i, size, &mut rng)).collect();
+        c.add(&bodies).await?;
+    }
+    Ok(())
 }
 
 /// The peers `--peer` knows.
@@ -163,7 +179,7 @@ async fn drain_on<P: Peer>(cfg: &Cfg, addr: &str) -> Result<Report, Error> {
     c.check_fresh().await?;
     let r = async {
         let t = Instant::now();
-        c.preload(cfg.units, cfg.data_bytes, cfg.batch).await?;
+        preload(&mut c, cfg.units, cfg.data_bytes, cfg.batch).await?;
         eprintln!(
             "coordbench: drain ({}): {} jobs added in {:.2} s; draining with W={} J={}",
             P::NAME,
@@ -204,10 +220,7 @@ async fn run_workers<P: Peer>(cfg: &Cfg, addr: &str, queue: &str) -> Result<(Rep
     let mut r = Report::new("drain", queue, w, j, n, cfg.data_bytes);
     r.server = P::NAME.into();
     r.cpu = cpu.finish(m.completed);
-    r.rows.push(Row::throughput("jobs completed", m.completed, m.secs));
-    r.rows.push(Row::latency(&P::take_label(j), &m.get_work, m.secs));
-    r.rows.push(Row::latency(P::DONE_LABEL, &m.update, m.secs));
-    r.rows.push(Row::latency("either round trip", &m.round_trip, m.secs));
+    r.rows.extend(m.drain_rows("jobs completed", &take_label::<P>(j), P::DONE_LABEL));
     Ok((r, m))
 }
 

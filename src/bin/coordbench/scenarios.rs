@@ -150,7 +150,7 @@ pub fn fmt_counts(c: &BTreeMap<i64, u64>) -> String {
 }
 
 /// Batches `[start, end)` of `n` units, `size` each.
-fn batches(n: u64, size: usize) -> Vec<(u64, u64)> {
+pub fn batches(n: u64, size: usize) -> Vec<(u64, u64)> {
     let size = size.max(1) as u64;
     (0..n.div_ceil(size)).map(|b| (b * size, ((b + 1) * size).min(n))).collect()
 }
@@ -430,8 +430,6 @@ pub struct Merged {
     pub secs: f64,
     pub get_work: Lat,
     pub update: Lat,
-    /// Both kinds of round trip together.
-    pub round_trip: Lat,
     pub completed: u64,
     /// `get_work` calls that found nothing.
     pub empty: u64,
@@ -449,7 +447,6 @@ impl Merged {
             secs,
             get_work: Lat::default(),
             update: Lat::default(),
-            round_trip: Lat::default(),
             completed: 0,
             empty: 0,
             n,
@@ -475,9 +472,20 @@ impl Merged {
         }
         m.missing = seen.iter().filter(|&&s| s == 0).count();
         m.dup = seen.iter().filter(|&&s| s > 1).count();
-        m.round_trip.merge(&m.get_work);
-        m.round_trip.merge(&m.update);
         m
+    }
+
+    /// A drain's rows, for the daemon and the peers alike: jobs completed,
+    /// the take and the done round trips, and both together.
+    pub fn drain_rows(&self, completed: &str, take: &str, done: &str) -> [Row; 4] {
+        let mut either = self.get_work.clone();
+        either.merge(&self.update);
+        [
+            Row::throughput(completed, self.completed, self.secs),
+            Row::latency(take, &self.get_work, self.secs),
+            Row::latency(done, &self.update, self.secs),
+            Row::latency("either round trip", &either, self.secs),
+        ]
     }
 
     /// Checks that every unit was finished exactly once by the workers'
@@ -527,10 +535,11 @@ pub async fn drain(cfg: &Cfg) -> Result<Report, Error> {
         let m = Merged::of(&outs, n);
         let mut r = Report::new("drain", &spec, w, cfg.max_jobs, n, cfg.data_bytes);
         r.cpu = cpu.finish(m.completed);
-        r.rows.push(Row::throughput("units completed", m.completed, m.secs));
-        r.rows.push(Row::latency(&format!("get_work (max_jobs {})", cfg.max_jobs), &m.get_work, m.secs));
-        r.rows.push(Row::latency("update_work_unit", &m.update, m.secs));
-        r.rows.push(Row::latency("either round trip", &m.round_trip, m.secs));
+        r.rows.extend(m.drain_rows(
+            "units completed",
+            &format!("get_work (max_jobs {})", cfg.max_jobs),
+            "update_work_unit",
+        ));
         m.verify(&mut Client::connect(&cfg.addr).await?, &spec, &mut r).await?;
         Ok(r)
     })
@@ -686,7 +695,10 @@ pub async fn idle(cfg: &Cfg) -> Result<Report, Error> {
         "coordbench: idle: {n} connections open in {open_secs:.3} s; holding for {:.1} s",
         cfg.duration.as_secs_f64()
     );
-    tokio::time::sleep(cfg.duration.saturating_sub(Duration::from_millis(200))).await;
+    let hold = cfg.duration.saturating_sub(Duration::from_millis(200));
+    let cpu = CpuMeter::start(cfg.daemon_pid);
+    tokio::time::sleep(hold).await;
+    let idle_cpu = cpu.finish(0);
     let mut lat = Lat::default();
     let t = Instant::now();
     let params = [map(vec![("limit", int(1))])];
@@ -706,6 +718,13 @@ pub async fn idle(cfg: &Cfg) -> Result<Report, Error> {
             "daemon VmRSS {:.1} MB before, {:.1} MB with the connections open ({per:.0} bytes per connection)",
             b.rss_kb as f64 / 1024.0,
             o.rss_kb as f64 / 1024.0
+        ));
+    }
+    if let Some(c) = idle_cpu {
+        r.notes.push(format!(
+            "daemon CPU time while the connections sat idle: {:.2} s over {:.1} s",
+            c.secs,
+            hold.as_secs_f64()
         ));
     }
     r.mem = daemon_mem(cfg.daemon_pid);
