@@ -158,21 +158,10 @@ enum Cmd {
     },
 }
 
-/// `--peer KIND [ADDR]` as a known kind and an address.
-fn peer_target(p: &[String]) -> Result<(&str, String), String> {
-    let kind = p.first().map(String::as_str).unwrap_or_default();
-    let default_port = match kind {
-        "redis" => 6379,
-        "beanstalkd" => 11300,
-        other => return Err(format!("--peer: unknown server {other:?}; known: {}", peers::KINDS.join(", "))),
-    };
-    Ok((kind, p.get(1).cloned().unwrap_or_else(|| format!("127.0.0.1:{default_port}"))))
-}
-
 /// The address the run talks to (the peer's with `drain --peer`).
 fn target(cli: &Cli) -> String {
     match &cli.cmd {
-        Cmd::Drain { peer: Some(p), .. } => peer_target(p).map(|(_, a)| a).unwrap_or_default(),
+        Cmd::Drain { peer: Some(p), .. } => peers::target(p).map(|(_, a)| a).unwrap_or_default(),
         _ => cli.address.clone(),
     }
 }
@@ -217,11 +206,7 @@ async fn run(cli: &Cli) -> (Vec<Report>, Vec<String>) {
             push("drain", scenarios::drain(&cfg(cli, common, 8, 100_000, 1, 0.0)).await, cli.json)
         }
         Cmd::Drain { common, peer: Some(p) } => {
-            let r = match peer_target(p) {
-                Ok((kind, addr)) => peers::drain(&cfg(cli, common, 8, 100_000, 1, 0.0), kind, &addr).await,
-                Err(e) => Err(e),
-            };
-            push("drain", r, cli.json)
+            push("drain", peers::drain(&cfg(cli, common, 8, 100_000, 1, 0.0), p).await, cli.json)
         }
         Cmd::Status { common, calls } => {
             let cfg = Cfg { calls: *calls, ..cfg(cli, common, 1, 100_000, 1, 0.0) };

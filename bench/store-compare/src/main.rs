@@ -497,6 +497,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 // ---------------------------------------------------------------- workloads
 
+#[derive(Default)]
 struct WriteResult {
     secs: f64,
     commits: usize,
@@ -506,6 +507,26 @@ struct WriteResult {
     logical_bytes: u64,
 }
 
+impl WriteResult {
+    /// Commits the next group: records `records..` up to `group` of them,
+    /// not past `n`. Time and I/O are the caller's to measure.
+    fn commit_next(
+        &mut self,
+        store: &mut dyn Store,
+        n: usize,
+        group: usize,
+        batch: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Res<()> {
+        let g = group.min(n - self.records);
+        make_batch(self.records, g, batch);
+        self.logical_bytes += batch.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
+        store.commit(batch)?;
+        self.commits += 1;
+        self.records += g;
+        Ok(())
+    }
+}
+
 /// Commit `n` records in groups of `group`; the store is opened before and
 /// closed after the timed loop. write_bytes covers the timed loop and the
 /// close (not the open, so not own-zerofill's first 64 MiB chunk).
@@ -513,22 +534,17 @@ fn write_workload(kind: Kind, dir: &Path, n: usize, group: usize) -> Res<WriteRe
     let mut store = open(kind, dir)?;
     let (wc0, wb0) = proc_io();
     let mut batch = Vec::new();
-    let mut logical = 0u64;
-    let mut commits = 0;
+    let mut r = WriteResult::default();
     let t = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let g = group.min(n - i);
-        make_batch(i, g, &mut batch);
-        logical += batch.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
-        store.commit(&batch)?;
-        commits += 1;
-        i += g;
+    while r.records < n {
+        r.commit_next(store.as_mut(), n, group, &mut batch)?;
     }
-    let secs = t.elapsed().as_secs_f64();
+    r.secs = t.elapsed().as_secs_f64();
     store.close()?;
     let (wc1, wb1) = proc_io();
-    Ok(WriteResult { secs, commits, records: n, wchar: wc1 - wc0, write_bytes: wb1 - wb0, logical_bytes: logical })
+    r.wchar = wc1 - wc0;
+    r.write_bytes = wb1 - wb0;
+    Ok(r)
 }
 
 fn check(map: &Map, n: usize) -> Res<()> {
@@ -668,9 +684,7 @@ fn interleaved(o: &Opts, run: usize, group: usize) -> Res<Vec<WriteResult>> {
         let _ = fs::remove_dir_all(d);
         stores.push(Some(open(*k, d)?));
     }
-    let mut res: Vec<WriteResult> = (0..n)
-        .map(|_| WriteResult { secs: 0.0, commits: 0, records: 0, wchar: 0, write_bytes: 0, logical_bytes: 0 })
-        .collect();
+    let mut res: Vec<WriteResult> = (0..n).map(|_| WriteResult::default()).collect();
     let total_commits = o.small_n.div_ceil(group);
     let mut batch = Vec::new();
     for slice in 0..SLICES {
@@ -682,12 +696,7 @@ fn interleaved(o: &Opts, run: usize, group: usize) -> Res<Vec<WriteResult>> {
             let (wc0, wb0) = proc_io();
             let t = Instant::now();
             while r.commits < upto {
-                let g = group.min(o.small_n - r.records);
-                make_batch(r.records, g, &mut batch);
-                r.logical_bytes += batch.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
-                store.commit(&batch)?;
-                r.commits += 1;
-                r.records += g;
+                r.commit_next(store.as_mut(), o.small_n, group, &mut batch)?;
             }
             r.secs += t.elapsed().as_secs_f64();
             let (wc1, wb1) = proc_io();

@@ -71,6 +71,7 @@ impl Beanstalkd {
 
 impl Peer for Beanstalkd {
     const NAME: &'static str = "beanstalkd";
+    const DEFAULT_PORT: u16 = 11300;
     const TAKE_LABEL: &'static str = "reserve-with-timeout 0";
     const DONE_LABEL: &'static str = "delete";
 

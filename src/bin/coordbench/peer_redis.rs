@@ -70,6 +70,7 @@ impl Redis {
 
 impl Peer for Redis {
     const NAME: &'static str = "redis";
+    const DEFAULT_PORT: u16 = 6379;
     const TAKE_LABEL: &'static str = "LMOVE pending processing";
     const DONE_LABEL: &'static str = "LREM processing 1 job";
 

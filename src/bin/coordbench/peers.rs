@@ -41,8 +41,10 @@ pub struct Job {
 /// A connection to a peer, bound to one queue (a pair of Redis lists, a
 /// beanstalkd tube) named at connect time.
 pub trait Peer: Sized + Send + 'static {
-    /// The peer's name in reports.
+    /// The peer's name in reports and in `--peer`.
     const NAME: &'static str;
+    /// The port the server listens on unless told otherwise.
+    const DEFAULT_PORT: u16;
     /// The take command, as its latency row names it (for J > 1,
     /// [`take_label`] adds that it is pipelined J times).
     const TAKE_LABEL: &'static str;
@@ -161,15 +163,25 @@ async fn preload<P: Peer>(c: &mut P, n: u64, size: usize, batch: usize) -> Resul
     Ok(())
 }
 
-/// The peers `--peer` knows.
-pub const KINDS: [&str; 2] = [Redis::NAME, Beanstalkd::NAME];
+/// `--peer KIND [ADDR]` as a known kind and its address (ADDR defaults to
+/// the server's usual port on 127.0.0.1).
+pub fn target(p: &[String]) -> Result<(&str, String), Error> {
+    let kind = p.first().map(String::as_str).unwrap_or_default();
+    let port = match kind {
+        Redis::NAME => Redis::DEFAULT_PORT,
+        Beanstalkd::NAME => Beanstalkd::DEFAULT_PORT,
+        other => return Err(format!("--peer: unknown server {other:?}; known: {}, {}", Redis::NAME, Beanstalkd::NAME)),
+    };
+    Ok((kind, p.get(1).cloned().unwrap_or_else(|| format!("127.0.0.1:{port}"))))
+}
 
-/// `drain` against the peer `kind` at `addr`.
-pub async fn drain(cfg: &Cfg, kind: &str, addr: &str) -> Result<Report, Error> {
-    match kind {
-        Redis::NAME => drain_on::<Redis>(cfg, addr).await,
-        Beanstalkd::NAME => drain_on::<Beanstalkd>(cfg, addr).await,
-        other => Err(format!("unknown peer {other:?}; known: {}", KINDS.join(", "))),
+/// `drain --peer KIND [ADDR]`.
+pub async fn drain(cfg: &Cfg, p: &[String]) -> Result<Report, Error> {
+    let (kind, addr) = target(p)?;
+    if kind == Redis::NAME {
+        drain_on::<Redis>(cfg, &addr).await
+    } else {
+        drain_on::<Beanstalkd>(cfg, &addr).await
     }
 }
 

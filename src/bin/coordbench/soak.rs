@@ -108,13 +108,16 @@ async fn poller(
 
 /// Samples the daemon's VmRSS every `every` until `settle` after `drained`
 /// is set; returns the samples (seconds since start, kB) and when the drain
-/// ended.
+/// ended. Without a PID there is nothing to sample, and nothing to wait for.
 async fn sample_rss(
     pid: Option<u32>,
     every: Duration,
     settle: Duration,
     drained: Arc<AtomicBool>,
 ) -> (Vec<(f64, u64)>, f64) {
+    if pid.is_none() {
+        return (Vec::new(), 0.0);
+    }
     let start = Instant::now();
     let mut series = Vec::new();
     let mut drained_at: Option<Instant> = None;
