@@ -13,7 +13,6 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,38 +61,6 @@ fn terminate(mut d: Process) -> String {
     let status = d.child.wait().unwrap();
     assert!(status.success(), "exit status {status} after SIGTERM; log:\n{}", d.log());
     d.log()
-}
-
-/// Runs the daemon expecting it to exit by itself (a refused start):
-/// its exit status and everything it wrote to stderr.
-fn run_to_exit(dir: &Path, extra: &[&str]) -> (ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-        .args(["--cborrpc", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
-        .args(extra)
-        .env("COORDINATED_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn coordinated");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the daemon kept running; stderr:\n{}", reader.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap())
 }
 
 /// The first element of a `[result, error]` reply.
@@ -776,7 +743,7 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
     bytes[at] ^= 1 << rng.random_range(0..8);
     fs::write(&journal, &bytes).unwrap();
 
-    let (status, stderr) = run_to_exit(&dir, &[]);
+    let (status, stderr) = run_to_exit(&["--data-dir", dir.to_str().unwrap()]);
     assert!(!status.success(), "started on a damaged journal:\n{stderr}");
     assert!(stderr.contains(&journal.display().to_string()), "the message names the file:\n{stderr}");
     assert!(stderr.contains(&format!("damaged at offset {start_at}")), "byte {at} of record {n}:\n{stderr}");
@@ -803,7 +770,7 @@ async fn a_second_daemon_on_the_same_directory_is_refused() {
     let first = start(&dir, &[]);
     let mut c = first.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
-    let (status, stderr) = run_to_exit(&dir, &[]);
+    let (status, stderr) = run_to_exit(&["--data-dir", dir.to_str().unwrap()]);
     assert!(!status.success(), "a second daemon started on {}:\n{stderr}", dir.display());
     assert!(stderr.contains("in use"), "the message says the directory is in use:\n{stderr}");
     assert!(stderr.contains(&dir.display().to_string()), "the message names the directory:\n{stderr}");

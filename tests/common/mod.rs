@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,21 +57,45 @@ pub struct Process {
     log: Arc<Mutex<String>>,
 }
 
+/// The binary with extra arguments, on a loopback port it picks itself,
+/// logging at info level to a pipe. Without `--backend` or `--data-dir`
+/// among the arguments it runs the memory backend, so tests never share
+/// the default data directory.
+fn daemon_command(extra: &[&str]) -> Command {
+    let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coordinated"));
+    command
+        .args(["--cborrpc", "127.0.0.1:0"])
+        .args(if volatile { &["--backend", "memory"][..] } else { &[] })
+        .args(extra)
+        .env("COORDINATED_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the binary expecting it to exit by itself (a refused start): its
+/// exit status and everything it wrote to stderr. Fails if it is still
+/// running after 20 s.
+pub fn run_to_exit(extra: &[&str]) -> (ExitStatus, String) {
+    let child = daemon_command(extra).spawn().expect("spawn coordinated");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().expect("wait for coordinated")));
+    let out = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        // Not reaped yet (the waiting thread is blocked), so the pid is still the daemon's.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let out = rx.recv().unwrap();
+        panic!("the daemon kept running; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 impl Process {
-    /// Starts the binary with extra arguments and waits until it listens.
-    /// Without `--backend` or `--data-dir` among them it runs the memory
-    /// backend, so tests never share the default data directory.
+    /// Starts the binary with extra arguments (see [`daemon_command`]) and
+    /// waits until it listens.
     pub fn start(extra: &[&str]) -> Process {
-        let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-            .args(["--cborrpc", "127.0.0.1:0"])
-            .args(if volatile { &["--backend", "memory"][..] } else { &[] })
-            .args(extra)
-            .env("COORDINATED_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn coordinated");
+        let mut child = daemon_command(extra).spawn().expect("spawn coordinated");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().unwrap());
