@@ -13,7 +13,6 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,15 +26,6 @@ const FINISHED: i64 = 4;
 const FAILED: i64 = 5;
 const PENDING: i64 = 3;
 const AVAILABLE: i64 = 1;
-
-/// A fresh data directory path (not created: the daemon creates it).
-fn data_dir(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durable-{name}-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&p);
-    p
-}
 
 fn rng_for(test: &str) -> StdRng {
     let seed = std::env::var("DURABLE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);

@@ -7,7 +7,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -167,6 +169,16 @@ impl Process {
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
+}
+
+/// A fresh data directory path under `CARGO_TARGET_TMPDIR`, named after
+/// `name` (not created: the daemon creates it).
+pub fn data_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durable-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
 }
 
 impl Drop for Process {
