@@ -19,13 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cborrpc::value::{as_sequence, map_get, string_bytes};
 use cborrpc::Value;
 use common::*;
+use jobserver::wire::status::{AVAILABLE, FAILED, FINISHED, PENDING};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-const FINISHED: i64 = 4;
-const FAILED: i64 = 5;
-const PENDING: i64 = 3;
-const AVAILABLE: i64 = 1;
 
 fn rng_for(test: &str) -> StdRng {
     let seed = std::env::var("DURABLE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -62,7 +58,7 @@ fn key_text(v: &Value) -> String {
     String::from_utf8(string_bytes(v).expect("key is a string").to_vec()).unwrap()
 }
 
-/// Units handed out by one `get_work` answer, as (spec, key).
+/// The keys of the units handed out by one `get_work` answer.
 fn grants(answer: &Value) -> Vec<String> {
     grant_list(answer).iter().map(|g| key_text(&as_sequence(g).unwrap()[1])).collect()
 }
