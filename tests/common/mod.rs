@@ -308,3 +308,72 @@ pub fn spawn_finishers(
         .collect();
     (tasks, acked)
 }
+
+/// Waits (polling) until `cond` holds; fails after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// SIGTERM during a 16-worker drain of `units` units: `start` starts a
+/// daemon on durable storage (the same storage each time). `after` into
+/// the drain, once 100 finishes got a reply, the daemon is sent SIGTERM
+/// and must exit 0; after a restart every finish that got a reply is
+/// there, no unit is lost, and at most the 16 updates in flight were
+/// added. Returns the log of the daemon that was stopped.
+pub async fn sigterm_under_load(start: impl Fn() -> Process, units: usize, after: Duration) -> String {
+    const WORKERS: usize = 16;
+    let d = start();
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
+    let keys: Vec<Value> = (0..units).map(|n| t(&format!("k{n:05}"))).collect();
+    for chunk in keys.chunks(2000) {
+        c.ok("add_work_units", vec![t("s"), Value::Array(chunk.to_vec())]).await;
+    }
+    let (workers, acked) = spawn_finishers(d.addr, WORKERS, "s");
+    tokio::time::sleep(after).await;
+    wait_until("100 acknowledged finishes", Duration::from_secs(30), || acked.lock().unwrap().len() >= 100).await;
+    let mut d = d;
+    d.signal(libc::SIGTERM);
+    let d = tokio::task::spawn_blocking(move || {
+        let status = d.child.wait().unwrap();
+        assert!(status.success(), "exit status {status} after SIGTERM; log:\n{}", d.log());
+        d
+    })
+    .await
+    .unwrap();
+    for w in workers {
+        w.await.expect("worker task");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() < units, "the drain ended before the shutdown: nothing was under way");
+
+    let restarted = start();
+    let mut c = restarted.client().await;
+    let statuses = c.ok("get_work_unit_status", vec![t("s"), Value::Array(acked.clone())]).await;
+    let statuses = cborrpc::value::as_sequence(&statuses).expect("a reply pair")[0].clone();
+    for (key, s) in acked.iter().zip(cborrpc::value::as_sequence(&statuses).expect("a status list")) {
+        let Value::Map(m) = s else { panic!("{key:?}: no status") };
+        assert_eq!(cborrpc::value::map_get(m, "status"), Some(&i(4)), "{key:?} was acknowledged as finished");
+    }
+    let counts = c.ok("count_work_units", vec![t("s")]).await;
+    let Value::Map(counts) = &cborrpc::value::as_sequence(&counts).expect("a reply pair")[0] else {
+        panic!("{counts:?}")
+    };
+    let int = |v: &Value| i64::try_from(v.as_integer().expect("an integer")).unwrap();
+    let counts: std::collections::BTreeMap<i64, usize> =
+        counts.iter().map(|(k, n)| (int(k), int(n) as usize)).collect();
+    let total: usize = counts.values().sum();
+    let finished = counts.get(&4).copied().unwrap_or(0);
+    assert_eq!(total, units, "every unit is still there: {counts:?}");
+    assert!(
+        finished >= acked.len() && finished <= acked.len() + WORKERS,
+        "{finished} finished, {} acknowledged, {WORKERS} workers",
+        acked.len()
+    );
+    eprintln!("  {} finishes acknowledged before SIGTERM; after restart {counts:?}", acked.len());
+    d.log()
+}
