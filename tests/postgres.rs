@@ -36,11 +36,6 @@ async fn fresh_database() -> String {
     format!("{base}/{name}")
 }
 
-/// Units handed out by one `get_work` answer.
-fn grants(answer: &Value) -> Vec<Value> {
-    grant_list(answer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
     const UNITS: usize = 20_000;
@@ -67,7 +62,7 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
             // SKIP LOCKED may answer "nothing" while others hold the last
             // units; stop after a few empty answers in a row.
             while empty < 3 {
-                let got = grants(&c.ok("get_work", vec![t(&worker), map(&[("max_jobs", i(10))])]).await);
+                let got = grant_list(&c.ok("get_work", vec![t(&worker), map(&[("max_jobs", i(10))])]).await);
                 if got.is_empty() {
                     empty += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -104,7 +99,7 @@ async fn work_survives_kill_9_and_leases_expire_afterwards() {
     let items: Vec<Value> = (0..100).map(|n| Value::Array(vec![t(&format!("k{n:03}")), map(&[("n", i(n))])])).collect();
     c.ok("add_work_units", vec![t("durable"), Value::Array(items)]).await;
     // Three units finished, two failed, five pending on a short lease.
-    let got = grants(&c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(10)), ("lease_time", i(2))])]).await);
+    let got = grant_list(&c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(10)), ("lease_time", i(2))])]).await);
     assert_eq!(got.len(), 10);
     for (n, g) in got.iter().enumerate().take(5) {
         let key = as_sequence(g).unwrap()[1].clone();
