@@ -203,15 +203,8 @@ impl Client {
 
     /// Calls a method and returns `result` or the error message.
     pub async fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut frame = Vec::new();
-        encode_request(id, method, &params, &mut frame);
-        self.conn.queue_bytes(&frame);
-        self.conn.flush().await.expect("send");
-        let resp = self.conn.read_response().await.expect("read").expect("response before EOF").expect("decodable");
-        assert_eq!(resp.id, Value::Integer(id.into()), "response id");
-        resp.outcome
+        let reply = self.try_call(method, params).await;
+        reply.unwrap_or_else(|| panic!("{method}: no reply (the connection closed, or the reply was not CBOR-RPC)"))
     }
 
     /// [`call`](Self::call) for a connection the daemon may drop (a
