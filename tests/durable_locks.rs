@@ -8,8 +8,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_are_held_across_a_restart() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durable-locks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = data_dir("locks");
     let dir_arg = dir.to_str().unwrap();
     let path = |s: &str| Value::Array(vec![Value::Array(vec![t("jobs"), t(s)])]);
 

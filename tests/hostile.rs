@@ -478,13 +478,14 @@ async fn big_lock_calls_and_long_spec_lists_do_not_stall_others() {
 /// client. It is refused at the door, naming where; nothing is stored.
 #[tokio::test]
 async fn unit_data_no_client_can_read_back_is_refused() {
-    let d = Process::start(&[]);
+    let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
-    for bad in [Value::Tag(99, Box::new(i(1))), Value::Tag(2, Box::new(t("12")))] {
-        let unit = Value::Array(vec![t("u"), map(&[("v", bad)])]);
+    for (tag, inner) in [(99, i(1)), (2, t("12"))] {
+        let unit = Value::Array(vec![t("u"), map(&[("v", Value::Tag(tag, Box::new(inner)))])]);
         let err = c.call("add_work_units", vec![t("probe"), Value::Array(vec![unit])]).await.unwrap_err();
-        assert!(err.contains(r#"params[1][0][1]["v"]"#) && err.contains("not accepted"), "{err}");
+        let named = err.contains(r#"params[1][0][1]["v"]"#) && err.contains(&format!("CBOR tag {tag} "));
+        assert!(named && err.contains("not accepted"), "{err}");
     }
     assert_eq!(c.ok("get_work_units", vec![t("probe"), map(&[])]).await, ok_pair(Value::Array(vec![])));
     let latency = median_latency(d.addr, 10).await;

@@ -36,11 +36,6 @@ async fn fresh_database() -> String {
     format!("{base}/{name}")
 }
 
-/// Units handed out by one `get_work` answer.
-fn grants(answer: &Value) -> Vec<Value> {
-    grant_list(answer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
     const UNITS: usize = 20_000;
@@ -67,7 +62,7 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
             // SKIP LOCKED may answer "nothing" while others hold the last
             // units; stop after a few empty answers in a row.
             while empty < 3 {
-                let got = grants(&c.ok("get_work", vec![t(&worker), map(&[("max_jobs", i(10))])]).await);
+                let got = grant_list(&c.ok("get_work", vec![t(&worker), map(&[("max_jobs", i(10))])]).await);
                 if got.is_empty() {
                     empty += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -104,7 +99,7 @@ async fn work_survives_kill_9_and_leases_expire_afterwards() {
     let items: Vec<Value> = (0..100).map(|n| Value::Array(vec![t(&format!("k{n:03}")), map(&[("n", i(n))])])).collect();
     c.ok("add_work_units", vec![t("durable"), Value::Array(items)]).await;
     // Three units finished, two failed, five pending on a short lease.
-    let got = grants(&c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(10)), ("lease_time", i(2))])]).await);
+    let got = grant_list(&c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(10)), ("lease_time", i(2))])]).await);
     assert_eq!(got.len(), 10);
     for (n, g) in got.iter().enumerate().take(5) {
         let key = as_sequence(g).unwrap()[1].clone();
@@ -200,44 +195,9 @@ async fn lost_database_gives_errors_then_recovers() {
     assert_eq!(recovered, Some(ok_pair(Value::Map(vec![(i(1), i(2))]))), "daemon serves again, nothing lost");
 }
 
-/// SIGTERM during a 16-worker drain on a durable backend: the daemon stops
-/// cleanly, and after a restart every finish that got a reply is there,
-/// and no unit is lost or counted twice.
+/// SIGTERM during a 16-worker drain (see [`sigterm_under_load`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
-    const UNITS: i64 = 10_000;
     let db = fresh_database().await;
-    let d = Process::start(&["--backend", &db]);
-    let mut c = d.client().await;
-    c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
-    let items: Vec<Value> = (0..UNITS).map(|n| t(&format!("k{n:05}"))).collect();
-    c.ok("add_work_units", vec![t("s"), Value::Array(items)]).await;
-    let (workers, acked) = spawn_finishers(d.addr, 16, "s");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut d = d;
-    d.signal(libc::SIGTERM);
-    let status = tokio::task::spawn_blocking(move || d.child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "exit status {status}");
-    for w in workers {
-        let _ = w.await;
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert!(!acked.is_empty(), "no finish was acknowledged before the shutdown");
-    assert!((acked.len() as i64) < UNITS, "the drain ended before the shutdown: nothing was under way");
-
-    let d = Process::start(&["--backend", &db]);
-    let mut c = d.client().await;
-    let statuses = c.ok("get_work_unit_status", vec![t("s"), Value::Array(acked.clone())]).await;
-    for (key, s) in acked.iter().zip(as_sequence(&as_sequence(&statuses).unwrap()[0]).unwrap()) {
-        let Value::Map(m) = s else { panic!("{key:?}: no status") };
-        assert_eq!(cborrpc::value::map_get(m, "status"), Some(&i(4)), "{key:?} was acknowledged as finished");
-    }
-    let counts = c.ok("count_work_units", vec![t("s")]).await;
-    let Value::Map(counts) = &as_sequence(&counts).unwrap()[0] else { panic!("{counts:?}") };
-    let total: i64 = counts.iter().map(|(_, n)| i64::try_from(n.as_integer().unwrap()).unwrap()).sum();
-    let finished =
-        counts.iter().find(|(k, _)| *k == i(4)).map_or(0, |(_, n)| i64::try_from(n.as_integer().unwrap()).unwrap());
-    assert_eq!(total, UNITS, "every unit is still there: {counts:?}");
-    assert!(finished >= acked.len() as i64, "{finished} finished, {} acknowledged", acked.len());
-    eprintln!("{} finishes acknowledged before SIGTERM; after restart {counts:?}", acked.len());
+    sigterm_under_load(|| Process::start(&["--backend", &db]), 10_000, Duration::from_millis(1500)).await;
 }

@@ -323,10 +323,10 @@ fn help_documents_every_limit() {
 }
 
 /// Unit data with a bignum beyond 64 bits (−2^128) is accepted over the
-/// wire and read back unchanged; an unknown tag is refused with its place
-/// named, and the connection goes on.
+/// wire and read back unchanged. (Tags no client reads back are refused:
+/// tests/hostile.rs, case 7.)
 #[tokio::test]
-async fn bignums_round_trip_and_unknown_tags_are_refused() {
+async fn bignums_round_trip() {
     let d = Daemon::memory().await;
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
@@ -335,8 +335,4 @@ async fn bignums_round_trip_and_unknown_tags_are_refused() {
     c.ok("add_work_units", vec![t("s"), Value::Array(vec![unit])]).await;
     let units = c.ok("get_work_units", vec![t("s"), map(&[])]).await;
     assert_eq!(units, ok_pair(Value::Array(vec![tuple(vec![t("u"), map(&[("big", big)])])])));
-    let odd = Value::Array(vec![t("v"), map(&[("x", Value::Tag(99, Box::new(i(1))))])]);
-    let err = c.call("add_work_units", vec![t("s"), Value::Array(vec![odd])]).await.unwrap_err();
-    assert!(err.contains("CBOR tag 99") && err.contains(r#"params[1][0][1]["x"]"#), "{err}");
-    assert_eq!(c.ok("count_work_units", vec![t("s")]).await, ok_pair(Value::Map(vec![(i(1), i(1))])));
 }

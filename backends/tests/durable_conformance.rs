@@ -1,24 +1,14 @@
 //! The conformance suite on the durable backend, each rule in a fresh data
 //! directory with the default (sync always) journal.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::Arc;
 
 use backends::durable::{DurableBackend, DurableOptions};
 
-fn fresh_dir() -> std::path::PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "durable-conformance-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 backends::conformance_tests!(|clock| async move {
-    let opts = DurableOptions { seed: Some(1), ..DurableOptions::new(fresh_dir()) };
+    let opts = DurableOptions { seed: Some(1), ..DurableOptions::new(common::fresh_dir("conformance")) };
     DurableBackend::open(opts, Arc::new(clock)).expect("open durable backend")
 });
 
@@ -28,7 +18,7 @@ async fn locks_survive_a_restart() {
     use backends::locks::LockTree;
     use backends::{Coordinate, MockClock, Value};
     let clock = MockClock::new();
-    let dir = fresh_dir();
+    let dir = common::fresh_dir("conformance");
     let open = || DurableBackend::open(DurableOptions::new(&dir), Arc::new(clock.clone())).unwrap();
     let b = open();
     let tree = LockTree::new();

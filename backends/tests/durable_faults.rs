@@ -9,9 +9,11 @@
 //! every acknowledged change and none of the refused ones. Closing while
 //! the disk is still failing must not hang either.
 
+mod common;
+
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,17 +68,6 @@ impl Drop for ClearOnDrop {
     }
 }
 
-fn fresh_dir(name: &str) -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "durable-faults-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn open(dir: &Path, disk: Arc<dyn Disk>, clock: &MockClock) -> DurableBackend {
     let opts = DurableOptions { disk, seed: Some(1), ..DurableOptions::new(dir) };
     DurableBackend::open(opts, Arc::new(clock.clone())).expect("open durable backend")
@@ -107,7 +98,7 @@ async fn refused<T: std::fmt::Debug>(what: &str, call: impl std::future::Future<
 
 /// One fault: on, checks, off, recovery, reopen.
 async fn disk_fails_then_recovers(syncs: bool, errno: i32) {
-    let dir = fresh_dir(if syncs { "sync" } else { "write" });
+    let dir = common::fresh_dir(if syncs { "faults-sync" } else { "faults-write" });
     let clock = MockClock::new();
     let on = Arc::new(AtomicBool::new(false));
     let disk = Arc::new(FaultyDisk { on: on.clone(), syncs, errno, failures: AtomicU64::new(0) });
@@ -186,7 +177,7 @@ async fn failing_syncs_refuse_changes_keep_reads_and_recover() {
 /// up the unacknowledged backlog, and keeps everything acknowledged.
 #[tokio::test]
 async fn closing_while_the_disk_is_full_does_not_hang() {
-    let dir = fresh_dir("close");
+    let dir = common::fresh_dir("faults-close");
     let clock = MockClock::new();
     let on = Arc::new(AtomicBool::new(false));
     let disk = Arc::new(FaultyDisk { on: on.clone(), syncs: false, errno: 28, failures: AtomicU64::new(0) });

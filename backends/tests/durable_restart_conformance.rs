@@ -5,6 +5,8 @@
 //! snapshot first, so recovery from snapshot plus journal is exercised as
 //! much as recovery from the journal alone.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,15 +138,4 @@ impl Coordinate for Restarting {
     }
 }
 
-fn fresh_dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "durable-restart-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-backends::conformance_tests!(|clock: MockClock| async move { Restarting::open(fresh_dir(), clock) });
+backends::conformance_tests!(|clock: MockClock| async move { Restarting::open(common::fresh_dir("restart"), clock) });

@@ -124,9 +124,8 @@ fn template(u: &mut Unstructured, method: &str) -> Result<Vec<Value>> {
 }
 
 fn params(u: &mut Unstructured, method: &str) -> Result<Vec<Value>> {
-    let snake = method.to_ascii_lowercase(); // CamelCase variants share the snake template.
-    let snake = METHODS.iter().find(|m| m.replace('_', "") == snake.replace('_', "")).copied().unwrap_or("");
-    let mut ps = template(u, snake)?;
+    // CamelCase variants share the snake template, read as the server reads them.
+    let mut ps = template(u, &jobserver::wire::snake(method))?;
     // Mostly as the template made them (also when the data runs out).
     match u.int_in_range(0..=15)? {
         12 if !ps.is_empty() => {

@@ -7,7 +7,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,21 +59,45 @@ pub struct Process {
     log: Arc<Mutex<String>>,
 }
 
+/// The binary with extra arguments, on a loopback port it picks itself,
+/// logging at info level to a pipe. Without `--backend` or `--data-dir`
+/// among the arguments it runs the memory backend, so tests never share
+/// the default data directory.
+fn daemon_command(extra: &[&str]) -> Command {
+    let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coordinated"));
+    command
+        .args(["--cborrpc", "127.0.0.1:0"])
+        .args(if volatile { &["--backend", "memory"][..] } else { &[] })
+        .args(extra)
+        .env("COORDINATED_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the binary expecting it to exit by itself (a refused start): its
+/// exit status and everything it wrote to stderr. Fails if it is still
+/// running after 20 s.
+pub fn run_to_exit(extra: &[&str]) -> (ExitStatus, String) {
+    let child = daemon_command(extra).spawn().expect("spawn coordinated");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().expect("wait for coordinated")));
+    let out = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        // Not reaped yet (the waiting thread is blocked), so the pid is still the daemon's.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let out = rx.recv().unwrap();
+        panic!("the daemon kept running; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 impl Process {
-    /// Starts the binary with extra arguments and waits until it listens.
-    /// Without `--backend` or `--data-dir` among them it runs the memory
-    /// backend, so tests never share the default data directory.
+    /// Starts the binary with extra arguments (see [`daemon_command`]) and
+    /// waits until it listens.
     pub fn start(extra: &[&str]) -> Process {
-        let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-            .args(["--cborrpc", "127.0.0.1:0"])
-            .args(if volatile { &["--backend", "memory"][..] } else { &[] })
-            .args(extra)
-            .env("COORDINATED_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn coordinated");
+        let mut child = daemon_command(extra).spawn().expect("spawn coordinated");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().unwrap());
@@ -145,6 +171,16 @@ impl Process {
     }
 }
 
+/// A fresh data directory path under `CARGO_TARGET_TMPDIR`, named after
+/// `name` (not created: the daemon creates it).
+pub fn data_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durable-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -167,15 +203,8 @@ impl Client {
 
     /// Calls a method and returns `result` or the error message.
     pub async fn call(&mut self, method: &str, params: Vec<Value>) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut frame = Vec::new();
-        encode_request(id, method, &params, &mut frame);
-        self.conn.queue_bytes(&frame);
-        self.conn.flush().await.expect("send");
-        let resp = self.conn.read_response().await.expect("read").expect("response before EOF").expect("decodable");
-        assert_eq!(resp.id, Value::Integer(id.into()), "response id");
-        resp.outcome
+        let reply = self.try_call(method, params).await;
+        reply.unwrap_or_else(|| panic!("{method}: no reply (the connection closed, or the reply was not CBOR-RPC)"))
     }
 
     /// [`call`](Self::call) for a connection the daemon may drop (a
@@ -271,4 +300,73 @@ pub fn spawn_finishers(
         })
         .collect();
     (tasks, acked)
+}
+
+/// Waits (polling) until `cond` holds; fails after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// SIGTERM during a 16-worker drain of `units` units: `start` starts a
+/// daemon on durable storage (the same storage each time). `after` into
+/// the drain, once 100 finishes got a reply, the daemon is sent SIGTERM
+/// and must exit 0; after a restart every finish that got a reply is
+/// there, no unit is lost, and at most the 16 updates in flight were
+/// added. Returns the log of the daemon that was stopped.
+pub async fn sigterm_under_load(start: impl Fn() -> Process, units: usize, after: Duration) -> String {
+    const WORKERS: usize = 16;
+    let d = start();
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("s"))])]).await;
+    let keys: Vec<Value> = (0..units).map(|n| t(&format!("k{n:05}"))).collect();
+    for chunk in keys.chunks(2000) {
+        c.ok("add_work_units", vec![t("s"), Value::Array(chunk.to_vec())]).await;
+    }
+    let (workers, acked) = spawn_finishers(d.addr, WORKERS, "s");
+    tokio::time::sleep(after).await;
+    wait_until("100 acknowledged finishes", Duration::from_secs(30), || acked.lock().unwrap().len() >= 100).await;
+    let mut d = d;
+    d.signal(libc::SIGTERM);
+    let d = tokio::task::spawn_blocking(move || {
+        let status = d.child.wait().unwrap();
+        assert!(status.success(), "exit status {status} after SIGTERM; log:\n{}", d.log());
+        d
+    })
+    .await
+    .unwrap();
+    for w in workers {
+        w.await.expect("worker task");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() < units, "the drain ended before the shutdown: nothing was under way");
+
+    let restarted = start();
+    let mut c = restarted.client().await;
+    let statuses = c.ok("get_work_unit_status", vec![t("s"), Value::Array(acked.clone())]).await;
+    let statuses = cborrpc::value::as_sequence(&statuses).expect("a reply pair")[0].clone();
+    for (key, s) in acked.iter().zip(cborrpc::value::as_sequence(&statuses).expect("a status list")) {
+        let Value::Map(m) = s else { panic!("{key:?}: no status") };
+        assert_eq!(cborrpc::value::map_get(m, "status"), Some(&i(4)), "{key:?} was acknowledged as finished");
+    }
+    let counts = c.ok("count_work_units", vec![t("s")]).await;
+    let Value::Map(counts) = &cborrpc::value::as_sequence(&counts).expect("a reply pair")[0] else {
+        panic!("{counts:?}")
+    };
+    let int = |v: &Value| i64::try_from(v.as_integer().expect("an integer")).unwrap();
+    let counts: std::collections::BTreeMap<i64, usize> =
+        counts.iter().map(|(k, n)| (int(k), int(n) as usize)).collect();
+    let total: usize = counts.values().sum();
+    let finished = counts.get(&4).copied().unwrap_or(0);
+    assert_eq!(total, units, "every unit is still there: {counts:?}");
+    assert!(
+        finished >= acked.len() && finished <= acked.len() + WORKERS,
+        "{finished} finished, {} acknowledged, {WORKERS} workers",
+        acked.len()
+    );
+    eprintln!("  {} finishes acknowledged before SIGTERM; after restart {counts:?}", acked.len());
+    d.log()
 }
