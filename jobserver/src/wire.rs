@@ -91,27 +91,6 @@ pub fn snake(method: &str) -> Cow<'_, str> {
     s.into()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip_and_delayed_reads_as_available() {
-        for s in [UnitStatus::Available, UnitStatus::Pending, UnitStatus::Finished, UnitStatus::Failed] {
-            assert_eq!(status_of_code(status_code(s)), Some(s));
-        }
-        assert_eq!(status_code(UnitStatus::Delayed), status::AVAILABLE);
-        assert_eq!(count_code(UnitStatus::Delayed), 0);
-        assert_eq!(status_of_code(status::BLOCKED), None);
-    }
-
-    #[test]
-    fn camel_case_methods_become_snake_case() {
-        assert_eq!(snake("GetWorkSpecMeta"), "get_work_spec_meta");
-        assert_eq!(snake("get_work"), "get_work");
-    }
-}
-
 /// Tags the Python client reads back: bignums (2, 3) of bytes, UUIDs (37)
 /// of 16 bytes, and tuples (128) of an array.
 fn readable_tag(tag: u64, inner: &cborrpc::Value) -> bool {
@@ -185,4 +164,25 @@ fn path_to(params: &[cborrpc::Value], target: &cborrpc::Value) -> Option<String>
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_delayed_reads_as_available() {
+        for s in [UnitStatus::Available, UnitStatus::Pending, UnitStatus::Finished, UnitStatus::Failed] {
+            assert_eq!(status_of_code(status_code(s)), Some(s));
+        }
+        assert_eq!(status_code(UnitStatus::Delayed), status::AVAILABLE);
+        assert_eq!(count_code(UnitStatus::Delayed), 0);
+        assert_eq!(status_of_code(status::BLOCKED), None);
+    }
+
+    #[test]
+    fn camel_case_methods_become_snake_case() {
+        assert_eq!(snake("GetWorkSpecMeta"), "get_work_spec_meta");
+        assert_eq!(snake("get_work"), "get_work");
+    }
 }
