@@ -199,5 +199,5 @@ async fn lost_database_gives_errors_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     let db = fresh_database().await;
-    sigterm_under_load(|| Process::start(&["--backend", &db]), 10_000, Duration::from_millis(1500)).await;
+    sigterm_under_load(|| Process::start(&["--backend", &db]), 10_000, 3_000).await;
 }
