@@ -56,7 +56,7 @@ pub fn uuid_text(b: &[u8]) -> String {
 
 fn parse_uuid(s: &str) -> Option<Vec<u8>> {
     let hex: String = s.chars().filter(|&c| c != '-').collect();
-    if hex.len() != 32 || !s.is_ascii() {
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect()
@@ -343,6 +343,7 @@ mod tests {
             (r#"{"$bytes": 3}"#, "base64"),
             (r#"{"$bytes": "!!"}"#, "base64"),
             (r#"{"$uuid": "nope"}"#, "UUID"),
+            (r#"{"$uuid": "+0010203-0405-0607-0809-0a0b0c0d0e0f"}"#, "UUID"),
             (r#"{"$map": [[1]]}"#, "pairs"),
             (r#"{"$what": 1}"#, "unknown escape"),
             (r#"{"$bytes": "", "b": 1}"#, "starts with '$'"),

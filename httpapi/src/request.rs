@@ -2,7 +2,8 @@
 //! failures answer 400 with a JSON error like every other (axum's own
 //! extractors answer plain text).
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use backends::model::UnitStatus;
 use serde::de::DeserializeOwned;
@@ -38,6 +39,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(t)) => Ok(ApiQuery(t)),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// A request body, read whole (up to [`crate::MAX_BODY`]; 413 past it).
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{json, ok, ApiError, ApiResult};
 use crate::json::{secs, JsonValue};
-use crate::request::{body, page_limit, ApiPath, ApiQuery};
+use crate::request::{body, page_limit, ApiPath, ApiQuery, Body};
 use crate::Jobs;
 
 /// The routes of this file.
@@ -177,7 +176,11 @@ async fn read<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath
 
 /// `PUT /work_specs/{name}`: the body is the spec document; its `name`,
 /// if given, must be the URL's. 201 when the spec is new, else 200.
-async fn put<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn put<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     let mut data = match crate::json::parse(&bytes).map_err(ApiError::bad_request)? {
         Value::Map(entries) => entries,
         _ => return Err(ApiError::bad_request("the body must be a JSON object: the spec document")),
@@ -201,7 +204,11 @@ async fn put<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<
 struct NoFields {}
 
 /// `DELETE /work_specs/{name}`: the spec and all its units.
-async fn delete<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn delete<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     let NoFields {} = body(&bytes)?;
     DelWorkSpec { name: name.clone() }.execute(&jobs).await?;
     #[derive(Serialize)]
@@ -219,11 +226,19 @@ async fn set_paused<C: Coordinate>(jobs: Jobs<C>, name: String, bytes: &[u8], pa
 }
 
 /// `POST /work_specs/{name}/pause`: hand out no more of its units.
-async fn pause<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn pause<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     set_paused(jobs, name, &bytes, true).await
 }
 
 /// `POST /work_specs/{name}/resume`.
-async fn resume<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn resume<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     set_paused(jobs, name, &bytes, false).await
 }

@@ -2,7 +2,6 @@
 //! (paged by key), read one, add, delete, retry failed ones, prioritize.
 //! Keys in URLs and bodies are refs ([`crate::keys`]).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ok, ApiError, ApiResult};
 use crate::json::{secs, FromJson, JsonValue};
 use crate::keys::{key_ref, parse_ref, parse_refs};
-use crate::request::{body, page_limit, status, statuses, ApiPath, ApiQuery};
+use crate::request::{body, page_limit, status, statuses, ApiPath, ApiQuery, Body};
 use crate::Jobs;
 
 /// The routes of this file.
@@ -147,7 +146,11 @@ struct NewUnitJson {
 
 /// `POST …/work_units` `{"units": [{"key", "data", "priority", "delay"}]}`:
 /// adds units, or replaces those whose key exists (as `add_work_units`).
-async fn add<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn add<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     let AddBody { units } = body(&bytes)?;
     let n = units.len();
     let units = units
@@ -183,7 +186,11 @@ struct Selection {
 
 /// `DELETE …/work_units` with `{"keys": [...]}` (optionally with a
 /// `status` they must be in), `{"status": "..."}` or `{"all": true}`.
-async fn delete<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn delete<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     let sel: Selection = body(&bytes)?;
     let state = sel.status.as_deref().map(status).transpose()?;
     let query = match (sel.all, sel.keys, state) {
@@ -208,7 +215,11 @@ async fn delete<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPa
 
 /// `POST …/retry` with `{"keys": [...]}` or `{"all": true}`: failed units
 /// become available again; units in other statuses are left alone.
-async fn retry<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiPath(name): ApiPath<String>, bytes: Bytes) -> ApiResult {
+async fn retry<C: Coordinate>(
+    State(jobs): State<Jobs<C>>,
+    ApiPath(name): ApiPath<String>,
+    Body(bytes): Body,
+) -> ApiResult {
     let sel: Selection = body(&bytes)?;
     let keys: Option<Vec<Key>> = match (sel.all, sel.keys, sel.status) {
         (_, _, Some(_)) => return Err(ApiError::bad_request("retry takes failed units only: no \"status\"")),
@@ -238,7 +249,7 @@ struct PrioritizeBody {
 async fn prioritize<C: Coordinate>(
     State(jobs): State<Jobs<C>>,
     ApiPath(name): ApiPath<String>,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> ApiResult {
     let b: PrioritizeBody = body(&bytes)?;
     let change = match (b.priority, b.adjustment) {
