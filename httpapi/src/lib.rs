@@ -14,11 +14,14 @@
 //! * [`units`] — `/api/v1/work_specs/{name}/work_units[/{key}]`, retry, prioritize;
 //! * [`workers`] — `/api/v1/workers`;
 //! * [`health`] — `/healthz`, `/readyz`;
+//! * [`dashboard`] — the web dashboard at `/` (outside the guard: it holds
+//!   no data and must load to ask for the token);
 //! * [`json`] — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
 //! * [`keys`] — work unit keys in URLs (`b64:` for keys that are not text);
 //! * [`guard`] — token, read-only mode, JSON-only mutations;
 //! * [`request`], [`error`] — reading requests, answering errors as JSON.
 
+pub mod dashboard;
 pub mod error;
 pub mod guard;
 pub mod health;
@@ -62,7 +65,7 @@ pub struct HttpConfig {
     pub read_only: bool,
 }
 
-/// Every route, behind the guard.
+/// Every route: the dashboard's files, and the rest behind the guard.
 pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
     let guard = Arc::new(Guard { token: cfg.token.as_ref().map(|t| t.as_bytes().into()), read_only: cfg.read_only });
     let api = Router::new().merge(specs::routes()).merge(units::routes()).merge(workers::routes());
@@ -76,6 +79,7 @@ pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(guard, guard::check))
+        .merge(dashboard::routes(cfg))
 }
 
 async fn not_found() -> Response {
