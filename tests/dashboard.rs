@@ -152,16 +152,40 @@ async fn open(b: &Browser, base: &str, hash: &str) {
     find(b, "body[data-loaded]").await;
 }
 
-/// Clicks `css`, then the confirmation dialog's confirm button.
-async fn click_and_confirm(b: &Browser, css: &str) {
+/// Clicks `css`, then the confirmation dialog's confirm button (after
+/// typing `input` into its field, if given).
+async fn click_and_confirm(b: &Browser, css: &str, input: Option<&str>) {
     find(b, css).await.click().await.unwrap();
     let ok = find(b, "dialog[open] #confirm-ok").await;
+    if let Some(text) = input {
+        find(b, "dialog[open] #confirm-input").await.send_keys(text).await.unwrap();
+    }
     ok.click().await.unwrap();
     let deadline = Instant::now() + PATIENCE;
     while b.find(Locator::Css("dialog[open]")).await.is_ok() {
         assert!(Instant::now() < deadline, "the dialog stayed open");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the units table has `n` rows.
+async fn wait_for_rows(b: &Browser, n: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let rows = b.find_all(Locator::Css("#units tbody tr[data-ref]")).await.unwrap().len();
+        if rows == n {
+            return;
+        }
+        if Instant::now() > deadline {
+            fail(b, &format!("{rows} rows of units, not {n}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ref of the first unit listed.
+async fn first_ref(b: &Browser) -> String {
+    find(b, "#units tbody tr[data-ref]").await.attr("data-ref").await.unwrap().unwrap()
 }
 
 /// `count_work_units` as status name → count.
@@ -230,8 +254,18 @@ async fn dashboard_in_chromium() {
     c.ok("set_work_spec", vec![map(&[("name", t("index")), ("priority", i(5))])]).await;
     let units: Vec<Value> = (0..40).map(|n| Value::Array(vec![t(&format!("page-{n:03}")), rich_data(n)])).collect();
     c.ok("add_work_units", vec![t("crawl"), Value::Array(units)]).await;
-    let index: Vec<Value> = (0..7).map(|n| Value::Array(vec![t(&format!("doc-{n}")), map(&[])])).collect();
+    let index: Vec<Value> = (0..250).map(|n| Value::Array(vec![t(&format!("doc-{n:03}")), map(&[])])).collect();
     c.ok("add_work_units", vec![t("index"), Value::Array(index)]).await;
+    // A third, paused, with units that wait out a delay.
+    c.ok("set_work_spec", vec![map(&[("name", t("thumbnails")), ("weight", i(5))])]).await;
+    let thumbs: Vec<Value> = (0..18)
+        .map(|n| {
+            let delay = map(&[("delay", i(if n < 6 { 3600 } else { 0 }))]);
+            Value::Array(vec![t(&format!("img-{n:02}")), map(&[]), delay])
+        })
+        .collect();
+    c.ok("add_work_units", vec![t("thumbnails"), Value::Array(thumbs)]).await;
+    c.ok("control_work_spec", vec![t("thumbnails"), map(&[("status", i(2))])]).await;
     let hb = vec![t("worker-1"), t("RUN"), i(600), map(&[("host", t("node-1")), ("pid", i(4242))]), Value::Null];
     c.ok("worker_heartbeat", hb).await;
     let only_crawl = map(&[("max_jobs", i(12)), ("work_spec_names", Value::Array(vec![t("crawl")]))]);
@@ -279,7 +313,7 @@ async fn dashboard_in_chromium() {
     screenshot(&b, "overview").await;
 
     // Pause through the page: the RPC sees it paused.
-    click_and_confirm(&b, "tr[data-spec=crawl] button[data-action=pause]").await;
+    click_and_confirm(&b, "tr[data-spec=crawl] button[data-action=pause]", None).await;
     let deadline = Instant::now() + PATIENCE;
     while !rpc_paused(&mut c, "crawl").await {
         assert!(Instant::now() < deadline, "crawl is not paused over RPC");
@@ -299,14 +333,27 @@ async fn dashboard_in_chromium() {
     // The key that is not UTF-8 is shown as bytes and linked by its ref.
     let bytes_key = find(&b, "#units tr[data-ref='b64:__4'] td.key a").await;
     assert_eq!(bytes_key.text().await.unwrap(), r"b'\xff\xfe'");
-    // Select one pending and one available unit to show the selection.
-    find(&b, "#units tr[data-ref='page-020'] input.select").await.click().await.unwrap();
+    // Select a unit to show the selection.
+    find(&b, "#units tr[data-ref='page-001'] input.select").await.click().await.unwrap();
     screenshot(&b, "spec").await;
 
-    // Key prefix search.
-    open(&b, &base, "#/spec/crawl?prefix=page-03").await;
-    let rows = b.find_all(Locator::Css("#units tbody tr[data-ref]")).await.unwrap();
-    assert_eq!(rows.len(), 10, "page-030 to page-039");
+    // Key prefix search, typed into the page.
+    find(&b, "#prefix").await.send_keys("page-03").await.unwrap();
+    find(&b, "form.search button[type=submit]").await.click().await.unwrap();
+    wait_for_rows(&b, 10).await;
+    assert_eq!(first_ref(&b).await, "page-030");
+
+    // Paging through 250 units, 100 at a time, and back.
+    open(&b, &base, "#/spec/index").await;
+    wait_for_rows(&b, 100).await;
+    find(&b, "#next").await.click().await.unwrap();
+    text_until(&b, "#units tbody tr:first-child td.key", |s| s == "doc-100").await;
+    find(&b, "#next").await.click().await.unwrap();
+    text_until(&b, "#units tbody tr:first-child td.key", |s| s == "doc-200").await;
+    wait_for_rows(&b, 50).await;
+    assert!(b.find(Locator::Css("#next")).await.is_err(), "no page after the last");
+    find(&b, "#prev").await.click().await.unwrap();
+    text_until(&b, "#units tbody tr:first-child td.key", |s| s == "doc-100").await;
 
     // Retry one failed unit through its tab: the RPC sees it available.
     let failed_ref = match &failed[0] {
@@ -317,7 +364,7 @@ async fn dashboard_in_chromium() {
     assert_eq!(b.find_all(Locator::Css("#units tbody tr[data-ref]")).await.unwrap().len(), 3);
     find(&b, &format!("#units tr[data-ref='{failed_ref}'] input.select")).await.click().await.unwrap();
     screenshot(&b, "spec-failed").await;
-    click_and_confirm(&b, "#retry-selected").await;
+    click_and_confirm(&b, "#retry-selected", None).await;
     let deadline = Instant::now() + PATIENCE;
     while rpc_unit_status(&mut c, "crawl", failed[0].clone()).await != 1 {
         assert!(Instant::now() < deadline, "the retried unit is not available over RPC");
@@ -343,12 +390,23 @@ async fn dashboard_in_chromium() {
     assert_eq!(find(&b, "#unit-status").await.text().await.unwrap(), "failed");
     screenshot(&b, "unit").await;
 
+    // Change its priority: the page shows it as the daemon now has it.
+    click_and_confirm(&b, "#prioritize-unit", Some("7.5")).await;
+    text_until(&b, "table.fields tr:nth-child(7) td", |s| s == "7.5").await;
+
     // The unit whose key and data are markup: shown as text.
     open(&b, &base, "#/unit/crawl/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E").await;
     let data = text_until(&b, "#unit-data", |s| !s.is_empty()).await;
     assert!(data.contains(r#""<b>": "<script>alert(2)</script>""#), "{data}");
     assert!(b.find_all(Locator::Css("main img, main script, main b")).await.unwrap().is_empty());
     assert!(b.get_alert_text().await.is_err(), "a script from the data ran");
+    // Delete it: gone over RPC, and the page goes back to its spec.
+    let markup_key = t("<img src=x onerror=alert(1)>");
+    assert_eq!(rpc_unit_status(&mut c, "crawl", markup_key.clone()).await, 1);
+    click_and_confirm(&b, "#delete-unit", None).await;
+    find(&b, "#units").await;
+    let answer = c.ok("get_work_unit_status", vec![t("crawl"), Value::Array(vec![markup_key])]).await;
+    assert_eq!(as_sequence(&answer).unwrap()[0], Value::Array(vec![Value::Null]), "the unit is deleted");
 
     // The workers page: the worker and the units it holds.
     open(&b, &base, "#/workers").await;

@@ -81,6 +81,18 @@ function ago(secs) {
 /** A number as its JSON text, so 1.0 stays a float and big integers exact. */
 class Num { constructor(src) { this.src = src; } }
 
+/** A number read with parseExact, as a JS number. */
+const plain = (x) => (x instanceof Num ? Number(x.src) : x);
+/** Its text as the daemon wrote it. */
+const exactText = (x) => (x instanceof Num ? x.src : String(x));
+
+/** JSON text of a parseExact value, numbers as the daemon wrote them. */
+function exactJson(v) {
+  const mark = 'num-' + Math.random().toString(36).slice(2);
+  const text = JSON.stringify(v, (k, x) => (x instanceof Num ? mark + x.src : x), 2);
+  return text.replace(new RegExp('"' + mark + '([^"]*)"', 'g'), '$1');
+}
+
 /** JSON.parse keeping each number's source text where the browser gives it. */
 function parseExact(text) {
   return JSON.parse(text, function (key, value, ctx) {
@@ -399,7 +411,7 @@ function overview(main) {
       ...STATUSES.map((st) => h('div', { class: 'card st-' + st }, h('div', { class: 'big' }, fmtInt(totals[st])), st)),
       h('div', { class: 'card' }, h('div', { class: 'big', id: 'throughput' }, known ? fmtRate(fin) : '…'), 'finished / min',
         known && failRate > 0 ? h('div', { class: 'st-failed' }, `${fmtRate(failRate)} failed / min`) : null,
-        sparkline(totalHistory)));
+        totalHistory.length > 1 ? sparkline(totalHistory) : null));
     const head = h('tr', {}, h('th', {}, 'Spec'), h('th', {}, 'State'), h('th', { class: 'num' }, 'Priority'),
       h('th', { class: 'num' }, 'Weight'), STATUSES.map((st) => h('th', { class: 'num' }, st)),
       h('th', { class: 'num' }, 'Total'), h('th', { class: 'num', title: 'over the last minute' }, 'Finished/min'),
@@ -500,19 +512,19 @@ function specView(main, name, q) {
     if (prefix) query.set('prefix', prefix);
     if (start) query.set('start', start);
     const [spec, units] = await Promise.all([api('GET', specPath(name), undefined, true), api('GET', specPath(name) + '/work_units?' + query)]);
-    const plain = { ...spec, counts: Object.fromEntries(STATUSES.map((st) => [st, Number(spec.counts[st].src)])) };
-    record([plain]);
-    lastSpec = plain;
+    const summary = { ...spec, counts: Object.fromEntries(STATUSES.map((st) => [st, plain(spec.counts[st])])) };
+    record([summary]);
+    lastSpec = summary;
     page = units;
     const r = rate(name);
     fill(info,
-      plain.paused ? h('span', { class: 'badge paused', id: 'state' }, 'paused') : h('span', { class: 'badge running', id: 'state' }, 'running'),
-      ` priority ${spec.priority.src ?? spec.priority} · weight ${spec.weight.src ?? spec.weight}`,
-      r ? ` · ${fmtRate(r.finished)} finished/min` : '', ' ', pauseButton(plain));
-    const total = STATUSES.reduce((n, st) => n + plain.counts[st], 0);
+      summary.paused ? h('span', { class: 'badge paused', id: 'state' }, 'paused') : h('span', { class: 'badge running', id: 'state' }, 'running'),
+      ` priority ${exactText(spec.priority)} · weight ${exactText(spec.weight)}`,
+      r ? ` · ${fmtRate(r.finished)} finished/min` : '', ' ', pauseButton(summary));
+    const total = STATUSES.reduce((n, st) => n + summary.counts[st], 0);
     fill(tabs,
       link(['spec', name], { prefix }, 'all ', h('span', { class: 'count' }, fmtInt(total))),
-      STATUSES.map((st) => link(['spec', name], { status: st, prefix }, st, ' ', h('span', { class: 'count', 'data-status': st }, fmtInt(plain.counts[st])))));
+      STATUSES.map((st) => link(['spec', name], { status: st, prefix }, st, ' ', h('span', { class: 'count', 'data-status': st }, fmtInt(summary.counts[st])))));
     for (const a of tabs.children) a.classList.toggle('current', a.getAttribute('href') === route(['spec', name], { status, prefix }));
     drawUnits();
     const n = page.work_units.length;
@@ -535,15 +547,15 @@ function unitView(main, spec, ref) {
   const raw = h('details', { class: 'raw' });
   return async () => {
     const u = await api('GET', unitPath(spec, ref), undefined, true);
-    const num = (x) => (x instanceof Num ? x.src : x);
+    $('unit-key').textContent = keyText(u.key);
     const rows = [
       ['Key', valueInline(u.key)],
       ['Ref', h('code', {}, u.ref)],
       ['Status', h('span', { class: 'badge st-' + u.status, id: 'unit-status' }, u.status)],
       ['Worker', u.worker || '—'],
-      ['Lease expires', u.status === 'pending' && u.lease_expires !== null ? fmtTime(Number(num(u.lease_expires))) : '—'],
-      ['Attempts', num(u.attempts)],
-      ['Priority', num(u.priority)],
+      ['Lease expires', u.status === 'pending' && u.lease_expires !== null ? fmtTime(plain(u.lease_expires)) : '—'],
+      ['Attempts', exactText(u.attempts)],
+      ['Priority', exactText(u.priority)],
     ];
     const actions = READ_ONLY ? [] : [
       u.status === 'failed' ? button('Retry', { class: 'primary', id: 'retry-unit' }, () => act(
@@ -563,7 +575,7 @@ function unitView(main, spec, ref) {
     ];
     const tb = u.traceback;
     const rawOpen = raw.open;
-    fill(raw, h('summary', {}, 'As the API sends it (JSON)'), h('pre', { class: 'value' }, JSON.stringify(u, (k, v) => (v instanceof Num ? Number(v.src) : v), 2)));
+    fill(raw, h('summary', {}, 'As the API sends it (JSON)'), h('pre', { class: 'value' }, exactJson(u)));
     raw.open = rawOpen;
     fill(body,
       h('table', { class: 'fields' }, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v))))),

@@ -1,4 +1,5 @@
-//! The rules every request passes before it reaches a route, in order:
+//! The rules every request passes before it reaches a route (all but the
+//! dashboard's static files, [`crate::dashboard`]), in order:
 //!
 //! 1. **Token** (with `--http-token-file`): the request carries
 //!    `Authorization: Bearer TOKEN` or the cookie `coordinate_token=TOKEN`
