@@ -181,8 +181,7 @@ impl DurableBackend {
             return Err(fail(e.to_string()));
         }
         let r = call.await?;
-        let pos = self.journal.appended();
-        self.journal.wait(pos).await.map_err(|e| fail(e.to_string()))?;
+        self.journal.wait_appended().await.map_err(|e| fail(e.to_string()))?;
         Ok(r)
     }
 

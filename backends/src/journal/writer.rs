@@ -33,6 +33,9 @@ use super::frame::append_frame;
 /// preallocated space).
 const PREALLOCATE: u64 = 16 << 20;
 
+/// Longest wait for a batch to fill up in `always` mode ([`Writer::gather`]).
+const GATHER: Duration = Duration::from_micros(150);
+
 /// How often a failed write is tried again.
 pub const RETRY: Duration = Duration::from_millis(200);
 
@@ -79,6 +82,12 @@ struct Pending {
     buf: Vec<u8>,
     /// Total bytes ever appended: the position a caller waits for.
     appended: u64,
+    /// Callers waiting for records the writer has not taken yet.
+    waiters: usize,
+    /// Where the batch the writer took last ends, and the callers waiting
+    /// within it (counted at the take and after it).
+    taken_end: u64,
+    taken_waiters: usize,
     /// (offset in `buf`, new segment number): start a new segment there.
     rotations: Vec<(usize, u64)>,
     next_segment: u64,
@@ -137,7 +146,12 @@ impl Journal {
             last_sync: Instant::now(),
             dirty: false,
         };
-        let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || w.run())?;
+        let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || {
+            // Timed waits of [`GATHER`] must not be stretched by the
+            // default 50 µs timer slack.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+            w.run()
+        })?;
         Ok(Journal { shared, thread: Mutex::new(Some(thread)) })
     }
 
@@ -156,6 +170,22 @@ impl Journal {
     /// Everything appended so far.
     pub fn appended(&self) -> u64 {
         self.shared.pending.lock().appended
+    }
+
+    /// Waits until everything appended so far is durable (what a request
+    /// does after its changes); counts the caller for group commit.
+    pub async fn wait_appended(&self) -> Result<(), Arc<str>> {
+        let pos = {
+            let mut p = self.shared.pending.lock();
+            if p.appended <= p.taken_end {
+                p.taken_waiters += 1;
+            } else {
+                p.waiters += 1;
+            }
+            p.appended
+        };
+        self.shared.wake.notify_one();
+        self.wait(pos).await
     }
 
     /// Ends the current segment here and starts the next; returns its
@@ -274,6 +304,11 @@ impl Writer {
                         _ => self.shared.wake.wait(&mut p),
                     }
                 }
+                if self.mode == FsyncMode::Always {
+                    self.gather(&mut p);
+                }
+                p.taken_waiters = std::mem::take(&mut p.waiters);
+                p.taken_end = p.appended;
                 let buf = std::mem::replace(&mut p.buf, std::mem::take(&mut self.spare));
                 (buf, std::mem::take(&mut p.rotations), p.appended, p.shutdown)
             };
@@ -307,6 +342,32 @@ impl Writer {
             self.spare = buf;
             if shutdown && self.shared.pending.lock().buf.is_empty() {
                 return;
+            }
+        }
+    }
+
+    /// Waits a little for the batch to serve as many requests as the
+    /// previous one.
+    ///
+    /// Closed-loop clients fall into step with the syncs: the requests
+    /// answered by one sync come back together a moment later. Syncing at
+    /// the first of them would split the group in two, each half then
+    /// waiting for the other's sync; waiting (at most [`GATHER`]) for as
+    /// many waiting requests as the last batch had keeps them in one sync.
+    /// Requests, not records, are counted: one request may seal several
+    /// records. Under steady load a larger batch arrives during the sync
+    /// itself, so this waits only when requests are late. (MySQL's
+    /// `binlog_group_commit_sync_no_delay_count` is the same idea.)
+    fn gather(&self, p: &mut parking_lot::MutexGuard<'_, Pending>) {
+        // The previous batch's waiters, late ones included.
+        let short = |p: &Pending| p.waiters < p.taken_waiters && !p.shutdown;
+        if !short(p) {
+            return;
+        }
+        let deadline = Instant::now() + GATHER;
+        while short(p) {
+            if self.shared.wake.wait_until(p, deadline).timed_out() {
+                break;
             }
         }
     }
