@@ -13,6 +13,7 @@
 //! acknowledgment and the backend refuses new changes. Nothing appended is
 //! dropped: when space returns the backlog is written and the error clears.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{error, info};
 
 use super::dir::Dir;
@@ -77,6 +78,8 @@ pub struct Progress {
     pub error: Option<Arc<str>>,
 }
 
+type Reply = oneshot::Sender<Result<(), Arc<str>>>;
+
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
@@ -88,6 +91,14 @@ struct Pending {
     /// within it (counted at the take and after it).
     taken_end: u64,
     taken_waiters: usize,
+    /// Requests waiting for their records, in position order. Each is
+    /// woken once, when its position is durable: a sync wakes only the
+    /// requests it covers, not those that arrived during it.
+    queue: VecDeque<(u64, Reply)>,
+    /// How far the journal is durable, as of the last served batch.
+    durable: u64,
+    /// Why writes are failing, if they are (waiters fail at once).
+    failing: Option<Arc<str>>,
     /// (offset in `buf`, new segment number): start a new segment there.
     rotations: Vec<(usize, u64)>,
     next_segment: u64,
@@ -145,6 +156,7 @@ impl Journal {
             spare: Vec::new(),
             last_sync: Instant::now(),
             dirty: false,
+            ready: Vec::new(),
         };
         let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || {
             // Timed waits of [`GATHER`] must not be stretched by the
@@ -175,17 +187,26 @@ impl Journal {
     /// Waits until everything appended so far is durable (what a request
     /// does after its changes); counts the caller for group commit.
     pub async fn wait_appended(&self) -> Result<(), Arc<str>> {
-        let pos = {
+        let rx = {
             let mut p = self.shared.pending.lock();
+            if let Some(e) = &p.failing {
+                return Err(e.clone());
+            }
+            if p.appended <= p.durable {
+                return Ok(());
+            }
             if p.appended <= p.taken_end {
                 p.taken_waiters += 1;
             } else {
                 p.waiters += 1;
             }
-            p.appended
+            let (tx, rx) = oneshot::channel();
+            let pos = p.appended;
+            p.queue.push_back((pos, tx));
+            rx
         };
         self.shared.wake.notify_one();
-        self.wait(pos).await
+        rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// Ends the current segment here and starts the next; returns its
@@ -286,10 +307,37 @@ struct Writer {
     last_sync: Instant,
     /// Written but not synced.
     dirty: bool,
+    /// Waiters being woken (kept to reuse its allocation).
+    ready: Vec<(u64, Reply)>,
 }
 
 impl Writer {
     fn run(&mut self) {
+        self.serve();
+        // Whatever still waits was not written: at shutdown after a failure.
+        let left = std::mem::take(&mut self.shared.pending.lock().queue);
+        for (_, tx) in left {
+            let _ = tx.send(Err(closed()));
+        }
+    }
+
+    /// Wakes the requests whose records are durable up to `end`.
+    fn reply(&mut self, end: u64) {
+        let mut ready = std::mem::take(&mut self.ready);
+        {
+            let mut p = self.shared.pending.lock();
+            p.durable = end;
+            p.failing = None;
+            let n = p.queue.partition_point(|(pos, _)| *pos <= end);
+            ready.extend(p.queue.drain(..n));
+        }
+        for (_, tx) in ready.drain(..) {
+            let _ = tx.send(Ok(()));
+        }
+        self.ready = ready;
+    }
+
+    fn serve(&mut self) {
         loop {
             let (mut buf, rotations, end, shutdown) = {
                 let mut p = self.shared.pending.lock();
@@ -338,6 +386,7 @@ impl Writer {
                 p.durable = end;
                 p.error = None;
             });
+            self.reply(end);
             buf.clear();
             self.spare = buf;
             if shutdown && self.shared.pending.lock().buf.is_empty() {
@@ -475,7 +524,15 @@ impl Writer {
                         error!(dir = %self.dir.path().display(), error = %e, "journal write failed; refusing changes and retrying");
                         let msg: Arc<str> =
                             format!("the journal cannot be written ({e}); changes are refused until it can").into();
-                        self.shared.progress.send_modify(|p| p.error = Some(msg));
+                        self.shared.progress.send_modify(|p| p.error = Some(msg.clone()));
+                        let waiting = {
+                            let mut p = self.shared.pending.lock();
+                            p.failing = Some(msg.clone());
+                            std::mem::take(&mut p.queue)
+                        };
+                        for (_, tx) in waiting {
+                            let _ = tx.send(Err(msg.clone()));
+                        }
                         failing = true;
                     }
                     if shutdown || self.shared.pending.lock().shutdown {
