@@ -32,6 +32,7 @@ pub mod max_running;
 pub mod priorities;
 pub mod scheduler;
 pub mod specs;
+pub mod stats;
 pub mod units;
 pub mod workers;
 
@@ -47,6 +48,7 @@ pub use max_running::*;
 pub use priorities::*;
 pub use scheduler::*;
 pub use specs::*;
+pub use stats::*;
 pub use units::*;
 pub use workers::*;
 
@@ -151,6 +153,8 @@ macro_rules! conformance_tests {
             empty_parent_means_no_parent,
             archive_keeps_the_newest,
             archive_removes_old_units,
+            spec_stats_match_counts,
+            spec_stats_counters_count_each_event,
         );
     };
     (@names; $($rule:ident),* $(,)?) => {
