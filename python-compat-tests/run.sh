@@ -298,8 +298,15 @@ if [ "$USE_PYDAEMON" = 1 ] || [ -n "${COORDINATED:-}" ]; then
   else
     [ -x "$COORDINATED" ] || die "COORDINATED=$COORDINATED is not an executable file"
     DAEMON_DESC="$COORDINATED"
+    # Its HTTP API (where it has one) on a free port, so runs never
+    # contend for the default 5980.
+    http_args=()
+    case " ${COORDINATED_ARGS:-} " in
+      *" --http "*) ;;
+      *) if "$COORDINATED" --help 2>/dev/null | grep -q -- '--http '; then http_args=(--http 127.0.0.1:0); fi ;;
+    esac
     # shellcheck disable=SC2086  # COORDINATED_ARGS is a word list
-    "$COORDINATED" --cborrpc "$ADDR" --config "$CONFIG_FILE" ${COORDINATED_ARGS:-} \
+    "$COORDINATED" --cborrpc "$ADDR" "${http_args[@]}" --config "$CONFIG_FILE" ${COORDINATED_ARGS:-} \
         >"$LOGS/daemon.log" 2>&1 &
     DAEMON_PID=$!
     COMPAT_EXPECTED_CONFIG="$CONFIG_FILE"

@@ -2,8 +2,12 @@
 //!
 //! [`run`] is what the binary does: open the backend, listen, serve until
 //! a shutdown future completes. [`Daemon::start`] does the same inside a
-//! running tokio runtime and hands back the bound address and a handle to
-//! stop it, which is how the end-to-end tests run a daemon.
+//! running tokio runtime and hands back the bound addresses and a handle
+//! to stop it, which is how the end-to-end tests run a daemon.
+//!
+//! CBOR-RPC and the HTTP API (the `httpapi` crate) serve one
+//! [`JobServer`] in one runtime; a shutdown stops both, and each lets its
+//! requests in flight finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +23,7 @@ use backends::{Coordinate, SystemClock};
 use cborrpc::Value;
 use jobserver::JobServer;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -54,6 +58,13 @@ pub struct Options {
     pub max_connections: Option<usize>,
     /// What one call may ask of the job server: reply size, lock paths.
     pub call_limits: jobserver::Limits,
+    /// Where to serve the HTTP API (port 0 picks a free one); `None` turns
+    /// it off.
+    pub http: Option<String>,
+    /// The token every HTTP request must carry (from `--http-token-file`).
+    pub http_token: Option<String>,
+    /// Serve the HTTP API read-only.
+    pub http_read_only: bool,
 }
 
 /// The durable backend's settings.
@@ -93,14 +104,27 @@ impl Default for Options {
             max_pending_reply_bytes: DEFAULT_MAX_PENDING_REPLY,
             max_connections: None,
             call_limits: jobserver::Limits::default(),
+            http: Some("127.0.0.1:5980".into()),
+            http_token: None,
+            http_read_only: false,
         }
     }
 }
 
 impl Options {
-    /// Options for a test daemon: memory backend on a free loopback port.
+    /// Options for a test daemon: memory backend, CBOR-RPC and HTTP on
+    /// free loopback ports.
     pub fn loopback() -> Self {
-        Options { listen: "127.0.0.1:0".into(), backend: "memory".into(), ..Options::default() }
+        Options {
+            listen: "127.0.0.1:0".into(),
+            backend: "memory".into(),
+            http: Some("127.0.0.1:0".into()),
+            ..Options::default()
+        }
+    }
+
+    fn http_config(&self) -> httpapi::HttpConfig {
+        httpapi::HttpConfig { token: self.http_token.clone(), read_only: self.http_read_only }
     }
 
     fn server_config(&self) -> ServerConfig {
@@ -117,6 +141,7 @@ impl Options {
 /// stop without waiting; [`Daemon::shutdown`] waits.
 pub struct Daemon {
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -135,17 +160,27 @@ impl Daemon {
     /// inject faults).
     pub async fn start_with<C: Coordinate>(backend: C, options: Options) -> Result<Daemon, String> {
         let (listener, addr) = bind(&options).await?;
+        let http = bind_http(&options).await?;
+        let http_addr = http.as_ref().map(|(_, a)| *a);
         let jobs = Arc::new(JobServer::with_limits(backend, options.config.clone(), options.call_limits.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, jobs, options.server_config(), async {
-            let _ = stopped.await;
-        }));
-        Ok(Daemon { addr, stop: Some(stop), task: Some(task) })
+        let task = tokio::spawn(async move {
+            serve_both(listener, http.map(|(l, _)| l), jobs, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(Daemon { addr, http_addr, stop: Some(stop), task: Some(task) })
     }
 
-    /// The address the daemon listens on.
+    /// The address the daemon listens on for CBOR-RPC.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the HTTP API, unless it is off.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits.
@@ -179,16 +214,51 @@ async fn run_with<C: Coordinate>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let (listener, addr) = bind(options).await?;
+    let http = bind_http(options).await?;
     let cfg = options.server_config();
     let kind = match options.backend.as_str() {
         "memory" | "durable" => options.backend.as_str(),
         _ => "postgres",
     };
+    // Logged first: tests read the CBOR-RPC line as "started", and find
+    // this one before it.
+    if let Some((_, addr)) = &http {
+        let token = options.http_token.is_some();
+        info!(%addr, read_only = options.http_read_only, token, "coordinated listening for HTTP");
+    }
     info!(%addr, backend = kind, max_connections = cfg.max_connections, "coordinated listening for CBOR-RPC");
     let jobs = Arc::new(JobServer::with_limits(backend, options.config.clone(), options.call_limits.clone()));
-    server::serve(listener, jobs, cfg, shutdown).await;
+    serve_both(listener, http.map(|(l, _)| l), jobs, options, shutdown).await;
     info!("stopped");
     Ok(())
+}
+
+/// Serves CBOR-RPC, and HTTP if it has a listener, until `shutdown`
+/// completes; then both drain.
+async fn serve_both<C: Coordinate>(
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    jobs: Arc<JobServer<C>>,
+    options: &Options,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = http.map(|l| {
+        let app = httpapi::router(jobs.clone(), &options.http_config());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(httpapi::serve(l, app, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
+    server::serve(listener, jobs, options.server_config(), async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    if let Some(task) = http {
+        let _ = task.await;
+    }
 }
 
 async fn bind(options: &Options) -> Result<(TcpListener, SocketAddr), String> {
@@ -196,6 +266,22 @@ async fn bind(options: &Options) -> Result<(TcpListener, SocketAddr), String> {
         TcpListener::bind(&options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     Ok((listener, addr))
+}
+
+/// Binds the HTTP API's address, refusing one that other hosts can reach
+/// unless requests need a token or cannot change anything.
+async fn bind_http(options: &Options) -> Result<Option<(TcpListener, SocketAddr)>, String> {
+    let Some(http) = &options.http else { return Ok(None) };
+    if options.http_token.is_none() && !options.http_read_only && !httpapi::is_loopback(http) {
+        return Err(format!(
+            "refusing to serve HTTP on {http} without a token: other hosts can reach that address, and the API \
+             changes the queue. Give --http-token-file FILE (every request must then carry the token), or \
+             --http-read-only, or a loopback address such as 127.0.0.1:5980"
+        ));
+    }
+    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok(Some((listener, addr)))
 }
 
 /// The backends the command line can name.

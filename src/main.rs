@@ -81,6 +81,20 @@ struct Args {
     /// Labels one lock key path may have.
     #[arg(long, default_value_t = LockLimits::default().max_depth)]
     max_lock_depth: usize,
+    /// Address to serve the HTTP JSON API and health checks on
+    /// (docs/http-api.md), or `off`. An address other hosts can reach
+    /// needs --http-token-file or --http-read-only.
+    #[arg(long, default_value = "127.0.0.1:5980")]
+    http: String,
+    /// File holding the token every HTTP request must carry, as
+    /// `Authorization: Bearer TOKEN` or the cookie `coordinate_token`
+    /// (whitespace around it is ignored).
+    #[arg(long)]
+    http_token_file: Option<PathBuf>,
+    /// Serve the HTTP API read-only: GET and HEAD only, every change
+    /// refused with 405.
+    #[arg(long)]
+    http_read_only: bool,
 }
 
 /// Installs the SIGINT and SIGTERM handlers now, and returns a future that
@@ -119,6 +133,20 @@ fn main() -> ExitCode {
             }
         },
     };
+    let http_token = match &args.http_token_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            Ok(_) => {
+                error!(path = %path.display(), "the HTTP token file is empty");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                error!(path = %path.display(), "cannot read the HTTP token file: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     limits::raise_fd_limit();
     let options = Options {
         listen: args.cborrpc,
@@ -143,6 +171,9 @@ fn main() -> ExitCode {
                 ..LockLimits::default()
             },
         },
+        http: Some(args.http).filter(|h| h != "off"),
+        http_token,
+        http_read_only: args.http_read_only,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -135,6 +135,9 @@ impl Coordinate for Panicky {
     fn del_work_units(&self, spec: &str, query: DelQuery) -> impl Future<Output = Result<u64>> + Send {
         self.0.del_work_units(spec, query)
     }
+    fn retry_work_units(&self, spec: &str, keys: Option<Vec<Key>>) -> impl Future<Output = Result<u64>> + Send {
+        self.0.retry_work_units(spec, keys)
+    }
     fn archive(&self, policy: ArchivePolicy) -> impl Future<Output = Result<u64>> + Send {
         self.0.archive(policy)
     }
@@ -160,6 +163,13 @@ impl Coordinate for Panicky {
     }
     fn get_worker_info(&self, worker: &str) -> impl Future<Output = Result<Option<Value>>> + Send {
         self.0.get_worker_info(worker)
+    }
+    fn list_workers(
+        &self,
+        start: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<WorkerInfo>, Option<String>)>> + Send {
+        self.0.list_workers(start, limit)
     }
     fn mode_counts(&self) -> impl Future<Output = Result<BTreeMap<String, u64>>> + Send {
         self.0.mode_counts()

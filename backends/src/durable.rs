@@ -403,6 +403,9 @@ impl Coordinate for DurableBackend {
     async fn del_work_units(&self, spec: &str, query: DelQuery) -> Result<u64> {
         self.write(self.mem.del_work_units(spec, query)).await
     }
+    async fn retry_work_units(&self, spec: &str, keys: Option<Vec<Key>>) -> Result<u64> {
+        self.write(self.mem.retry_work_units(spec, keys)).await
+    }
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
         self.write(self.mem.archive(policy)).await
     }
@@ -423,6 +426,9 @@ impl Coordinate for DurableBackend {
     }
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
         self.mem.get_worker_info(worker).await
+    }
+    async fn list_workers(&self, start: &str, limit: usize) -> Result<(Vec<WorkerInfo>, Option<String>)> {
+        self.mem.list_workers(start, limit).await
     }
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {
         self.mem.mode_counts().await

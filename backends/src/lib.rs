@@ -90,6 +90,11 @@ pub trait Coordinate: Send + Sync + 'static {
     fn count_work_units(&self, spec: &str) -> impl Future<Output = Result<BTreeMap<UnitStatus, u64>>> + Send;
     /// Deletes units; returns how many.
     fn del_work_units(&self, spec: &str, query: DelQuery) -> impl Future<Output = Result<u64>> + Send;
+    /// Makes failed units available again (delayed, if their delay has
+    /// not passed), as `update_work_unit` to available does: the named
+    /// units that are failed, or every failed unit when `keys` is `None`.
+    /// Returns how many. Units in another status are left alone.
+    fn retry_work_units(&self, spec: &str, keys: Option<Vec<Key>>) -> impl Future<Output = Result<u64>> + Send;
     /// Removes finished and failed units, keeping at most
     /// `keep_finished` / `keep_failed` of the newest per spec.
     fn archive(&self, policy: ArchivePolicy) -> impl Future<Output = Result<u64>> + Send;
@@ -107,6 +112,13 @@ pub trait Coordinate: Send + Sync + 'static {
     fn list_worker_modes(&self) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
     /// The last heartbeat data of a worker (`None` if unknown or never sent).
     fn get_worker_info(&self, worker: &str) -> impl Future<Output = Result<Option<Value>>> + Send;
+    /// Live workers sorted by id, from `start` (inclusive), at most
+    /// `limit`, with the id of the next one when more remain.
+    fn list_workers(
+        &self,
+        start: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<WorkerInfo>, Option<String>)>> + Send;
     /// Number of live workers per mode.
     fn mode_counts(&self) -> impl Future<Output = Result<BTreeMap<String, u64>>> + Send;
     /// Worker totals.

@@ -6,6 +6,7 @@
 use cborrpc::value::{as_sequence, into_sequence, normalize_map_keys, string_bytes, type_name, Value};
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use crate::clock::Time;
 
@@ -455,14 +456,49 @@ pub struct UnitQuery {
     pub states: Option<Vec<UnitStatus>>,
     /// Only keys strictly greater than this.
     pub start: Option<Key>,
+    /// Only keys that begin with these bytes (a seek, not a scan: backends
+    /// read from the prefix to [`prefix_end`] only).
+    pub prefix: Option<Key>,
     /// At most this many units.
     pub limit: usize,
 }
 
 impl Default for UnitQuery {
     fn default() -> Self {
-        UnitQuery { keys: None, states: None, start: None, limit: 1000 }
+        UnitQuery { keys: None, states: None, start: None, prefix: None, limit: 1000 }
     }
+}
+
+/// The bounds of the keys a query without `keys` reads: after `start`,
+/// within `prefix`. `None` when no key can match (a start past the
+/// prefix's range).
+pub fn key_range(start: Option<&[u8]>, prefix: Option<&[u8]>) -> Option<(Bound<Key>, Bound<Key>)> {
+    use Bound::*;
+    let lower = match (start, prefix) {
+        (Some(s), Some(p)) if s < p => Included(p.to_vec()),
+        (Some(s), _) => Excluded(s.to_vec()),
+        (None, Some(p)) => Included(p.to_vec()),
+        (None, None) => Unbounded,
+    };
+    let upper = match prefix.and_then(prefix_end) {
+        Some(end) => Excluded(end),
+        None => Unbounded,
+    };
+    let empty = match (&lower, &upper) {
+        (Included(l) | Excluded(l), Excluded(u)) => l >= u,
+        _ => false,
+    };
+    (!empty).then_some((lower, upper))
+}
+
+/// The least key greater than every key that begins with `prefix`, or
+/// `None` when there is none (an empty prefix, or only `0xff` bytes): the
+/// exclusive upper bound of a prefix's range in bytewise order.
+pub fn prefix_end(prefix: &[u8]) -> Option<Key> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
 }
 
 /// What `get_work_unit_status` reports for one unit.
@@ -476,6 +512,11 @@ pub struct UnitStatusInfo {
     pub expiration: Option<Time>,
     /// The `traceback` of a failed unit's data, if any.
     pub traceback: Option<Value>,
+    /// Attempts ever made at it (a retry does not reset the count, which
+    /// `max_retries` reads).
+    pub attempts: u64,
+    /// Its priority.
+    pub priority: f64,
 }
 
 /// How `prioritize_work_units` changes priorities.
@@ -600,6 +641,43 @@ pub struct ChildUnit {
 /// Records are dropped after that so a daemon whose workers restart with
 /// fresh ids for months does not grow without bound.
 pub const WORKER_RECORD_GRACE: f64 = 86_400.0;
+
+/// A live worker as an operator sees it (`list_workers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerInfo {
+    /// Worker id.
+    pub id: String,
+    /// Its mode (`RUN`, `IDLE`, `TERMINATE`...).
+    pub mode: String,
+    /// The last heartbeat's data (`None` before the first heartbeat).
+    pub data: Option<Value>,
+    /// Its parent worker, if any.
+    pub parent: Option<String>,
+    /// When it last sent a heartbeat.
+    pub last_heartbeat: Option<Time>,
+    /// When it counts as gone unless it sends another.
+    pub expires: Option<Time>,
+    /// Units it holds pending, sorted by spec and key, at most
+    /// [`HELD_UNITS_LISTED`] of them.
+    pub held: Vec<HeldUnit>,
+    /// How many units it holds pending in all.
+    pub held_count: u64,
+}
+
+/// A unit a worker holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldUnit {
+    /// Spec name.
+    pub spec: String,
+    /// Unit key.
+    pub key: UnitKey,
+    /// Lease expiry.
+    pub expires: Time,
+}
+
+/// Held units listed per worker by `list_workers` (a worker that asked for
+/// a million units at once must not make the listing huge).
+pub const HELD_UNITS_LISTED: usize = 100;
 
 /// Worker totals.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -726,6 +804,20 @@ mod tests {
         assert!(NewUnit::from_output(&bad).is_empty());
         let list = Value::Array(vec![text("a"), int(5), Value::Array(vec![text("b"), Value::Map(vec![])])]);
         assert_eq!(NewUnit::from_output(&list).len(), 2);
+    }
+
+    #[test]
+    fn prefix_ranges() {
+        use Bound::*;
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+        assert_eq!(key_range(None, None), Some((Unbounded, Unbounded)));
+        assert_eq!(key_range(Some(b"a"), Some(b"b")), Some((Included(b"b".to_vec()), Excluded(b"c".to_vec()))));
+        assert_eq!(key_range(Some(b"bb"), Some(b"b")), Some((Excluded(b"bb".to_vec()), Excluded(b"c".to_vec()))));
+        assert_eq!(key_range(Some(b"c"), Some(b"b")), None);
+        assert_eq!(key_range(Some(b"\xff\xff"), Some(b"\xff")), Some((Excluded(b"\xff\xff".to_vec()), Unbounded)));
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl Coordinate for Restarting {
     async fn del_work_units(&self, spec: &str, query: DelQuery) -> Result<u64> {
         self.write(|b| async move { b.del_work_units(spec, query).await }).await
     }
+    async fn retry_work_units(&self, spec: &str, keys: Option<Vec<Key>>) -> Result<u64> {
+        self.write(|b| async move { b.retry_work_units(spec, keys).await }).await
+    }
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
         self.write(|b| async move { b.archive(policy).await }).await
     }
@@ -123,6 +126,9 @@ impl Coordinate for Restarting {
     }
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
         self.cur().get_worker_info(worker).await
+    }
+    async fn list_workers(&self, start: &str, limit: usize) -> Result<(Vec<WorkerInfo>, Option<String>)> {
+        self.cur().list_workers(start, limit).await
     }
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {
         self.cur().mode_counts().await

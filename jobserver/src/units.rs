@@ -81,6 +81,7 @@ impl Operation for GetWorkUnits {
             keys: o.opt("work_unit_keys", keys)?,
             states: o.get("state").map(states).transpose()?.flatten(),
             start: o.opt("start", key)?,
+            prefix: None,
             limit: o.opt("limit", integer)?.filter(|&l| l > 0).map_or(DEFAULT_LIST_LIMIT, |l| l as usize),
         };
         Ok(GetWorkUnits { name, query })

@@ -22,6 +22,8 @@ use tokio::net::TcpStream;
 pub struct Daemon {
     pub daemon: coordinated::Daemon,
     pub addr: SocketAddr,
+    /// Where it serves HTTP, unless that is off.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -34,15 +36,15 @@ impl Daemon {
     /// they say otherwise).
     pub async fn start(options: Options) -> Daemon {
         let daemon = coordinated::Daemon::start(options).await.expect("start daemon");
-        let addr = daemon.addr();
-        Daemon { daemon, addr }
+        let (addr, http_addr) = (daemon.addr(), daemon.http_addr());
+        Daemon { daemon, addr, http_addr }
     }
 
     /// A daemon over a backend the test built.
     pub async fn start_with<C: backends::Coordinate>(backend: C, options: Options) -> Daemon {
         let daemon = coordinated::Daemon::start_with(backend, options).await.expect("start daemon");
-        let addr = daemon.addr();
-        Daemon { daemon, addr }
+        let (addr, http_addr) = (daemon.addr(), daemon.http_addr());
+        Daemon { daemon, addr, http_addr }
     }
 
     /// A new client connection.
@@ -51,23 +53,33 @@ impl Daemon {
     }
 }
 
-/// A `coordinated` child process listening on a port it picked itself
+/// A `coordinated` child process listening on ports it picked itself
 /// (read back from its log); killed by PID when dropped.
 pub struct Process {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Where it serves HTTP, unless that is off.
+    pub http_addr: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
-/// The binary with extra arguments, on a loopback port it picks itself,
-/// logging at info level to a pipe. Without `--backend` or `--data-dir`
-/// among the arguments it runs the memory backend, so tests never share
-/// the default data directory.
+/// The `addr=` field of a log line.
+fn logged_addr(line: &str) -> Option<SocketAddr> {
+    line.split_whitespace().find_map(|w| w.strip_prefix("addr="))?.parse().ok()
+}
+
+/// The binary with extra arguments, on loopback ports it picks itself
+/// (CBOR-RPC, and HTTP unless the arguments say `--http`), logging at info
+/// level to a pipe. Without `--backend` or `--data-dir` among the
+/// arguments it runs the memory backend, so tests never share the default
+/// data directory.
 fn daemon_command(extra: &[&str]) -> Command {
     let volatile = !extra.iter().any(|a| *a == "--backend" || *a == "--data-dir");
+    let own_http = extra.contains(&"--http");
     let mut command = Command::new(env!("CARGO_BIN_EXE_coordinated"));
     command
         .args(["--cborrpc", "127.0.0.1:0"])
+        .args(if own_http { &[][..] } else { &["--http", "127.0.0.1:0"] })
         .args(if volatile { &["--backend", "memory"][..] } else { &[] })
         .args(extra)
         .env("COORDINATED_LOG", "info")
@@ -102,24 +114,28 @@ impl Process {
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let sink = log.clone();
-        // Keeps reading so the daemon never blocks on a full pipe.
+        // Keeps reading so the daemon never blocks on a full pipe. The
+        // HTTP line comes before the CBOR-RPC one.
         std::thread::spawn(move || {
+            let mut http = None;
             for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("listening for HTTP") {
+                    http = logged_addr(&line);
+                }
                 if line.contains("listening for CBOR-RPC") {
-                    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(str::to_string);
-                    let _ = tx.send(addr);
+                    let _ = tx.send(logged_addr(&line).map(|a| (a, http)));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
-        let Some(addr) = addr else {
+        let addrs = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
+        let Some((addr, http_addr)) = addrs else {
             let _ = child.kill();
             panic!("daemon did not start listening; log:\n{}", log.lock().unwrap());
         };
-        Process { child, addr: addr.parse().expect("listening address"), log }
+        Process { child, addr, http_addr, log }
     }
 
     /// Sends a signal to the daemon.

@@ -30,6 +30,7 @@ pub mod fixture;
 pub mod max_retries;
 pub mod max_running;
 pub mod priorities;
+pub mod retry;
 pub mod scheduler;
 pub mod specs;
 pub mod stats;
@@ -46,6 +47,7 @@ pub use fixture::*;
 pub use max_retries::*;
 pub use max_running::*;
 pub use priorities::*;
+pub use retry::*;
 pub use scheduler::*;
 pub use specs::*;
 pub use stats::*;
@@ -84,6 +86,11 @@ macro_rules! conformance_tests {
             unit_query_start_is_exclusive_and_limit_caps,
             unit_query_filters_by_state,
             unit_query_by_keys,
+            unit_query_by_prefix,
+            unit_status_counts_attempts_and_shows_priority,
+            retry_named_failed_units,
+            retry_all_failed_units,
+            list_workers_shows_live_workers_and_their_units,
             effective_data_follows_the_active_attempt,
             binary_keys_sort_bytewise,
             keys_keep_their_string_type,

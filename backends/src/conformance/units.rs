@@ -11,6 +11,24 @@ use crate::Coordinate;
 
 // ---------------------------------------------------------------- units --
 
+/// get_work_unit_status reports attempts made and the priority.
+pub async fn unit_status_counts_attempts_and_shows_priority<C: Coordinate>(c: &C, _clock: &MockClock) {
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    let mut u = NewUnit::new(b"u".to_vec(), data(0));
+    u.priority = 2.5;
+    c.add_work_units("s", vec![u]).await.unwrap();
+    let i = info(c, "s", "u").await;
+    assert_eq!((i.attempts, i.priority), (0, 2.5));
+    assert_eq!(keys_of(&work(c, "w", 1).await), ["u"]);
+    assert!(set_status(c, "s", "u", UnitStatus::Failed, None).await);
+    assert!(set_status(c, "s", "u", UnitStatus::Available, None).await);
+    assert_eq!(keys_of(&work(c, "w", 1).await), ["u"]);
+    let i = info(c, "s", "u").await;
+    assert_eq!((i.status, i.attempts), (UnitStatus::Pending, 2));
+    c.prioritize_work_units("s", vec![b"u".to_vec()], PriorityChange::Set(-1.0)).await.unwrap();
+    assert_eq!(info(c, "s", "u").await.priority, -1.0);
+}
+
 /// Added units read back with their data, sorted by key.
 pub async fn units_round_trip_sorted_by_key<C: Coordinate>(c: &C, _clock: &MockClock) {
     c.set_work_spec(spec("s", &[])).await.unwrap();
@@ -117,6 +135,42 @@ pub async fn unit_query_filters_by_state<C: Coordinate>(c: &C, _clock: &MockCloc
     assert_eq!(unit_keys(c, "s", in_states(&[Failed, Finished])).await, ["a", "b"]);
     assert_eq!(unit_keys(c, "s", in_states(&[Available, Pending])).await, ["c", "d"]);
     assert_eq!(unit_keys(c, "s", UnitQuery::default()).await, ["a", "b", "c", "d", "e"]);
+}
+
+/// get_work_units `prefix` keeps the keys that begin with it, with `start`
+/// (exclusive), `limit` and `states`, bytes `0xff` included.
+pub async fn unit_query_by_prefix<C: Coordinate>(c: &C, _clock: &MockClock) {
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    add_keys(c, "s", &["a", "ab", "abc", "abd", "ac", "b", "ba"]).await;
+    let binary = [b"\xff".to_vec(), b"\xff\xff".to_vec(), b"\xff\x00".to_vec(), b"\xfe\xff".to_vec()];
+    c.add_work_units("s", binary.iter().map(|k| NewUnit::new(k.clone(), data(0))).collect()).await.unwrap();
+    let q = |prefix: &[u8], start: Option<&[u8]>, limit| UnitQuery {
+        prefix: Some(prefix.to_vec()),
+        start: start.map(<[u8]>::to_vec),
+        limit,
+        ..UnitQuery::default()
+    };
+    assert_eq!(unit_keys(c, "s", q(b"ab", None, 10)).await, ["ab", "abc", "abd"]);
+    assert_eq!(unit_keys(c, "s", q(b"ab", None, 2)).await, ["ab", "abc"]);
+    assert_eq!(unit_keys(c, "s", q(b"ab", Some(b"abc"), 10)).await, ["abd"]);
+    assert_eq!(unit_keys(c, "s", q(b"ab", Some(b"a"), 10)).await, ["ab", "abc", "abd"]);
+    assert!(unit_keys(c, "s", q(b"ab", Some(b"b"), 10)).await.is_empty());
+    assert!(unit_keys(c, "s", q(b"zz", None, 10)).await.is_empty());
+    assert_eq!(unit_keys(c, "s", q(b"", Some(b"b"), 2)).await, ["ba", "\u{fffd}\u{fffd}"]);
+    let raw = |query| async move {
+        c.get_work_units("s", query).await.unwrap().into_iter().map(|(k, _)| k.bytes).collect::<Vec<Key>>()
+    };
+    assert_eq!(raw(q(b"\xff", None, 10)).await, [b"\xff".to_vec(), b"\xff\x00".to_vec(), b"\xff\xff".to_vec()]);
+    assert_eq!(raw(q(b"\xff", Some(b"\xff\x00"), 10)).await, [b"\xff\xff".to_vec()]);
+    assert!(unit_keys(c, "s", q(b"\xff\xff\xff", None, 10)).await.is_empty());
+    assert_eq!(keys_of(&work_from(c, "w", "s", 1).await), ["a"]);
+    assert_eq!(keys_of(&work_from(c, "w", "s", 1).await), ["ab"]);
+    let pending = UnitQuery { states: Some(vec![UnitStatus::Pending]), ..q(b"a", None, 10) };
+    assert_eq!(unit_keys(c, "s", pending).await, ["a", "ab"]);
+    let pending = UnitQuery { states: Some(vec![UnitStatus::Pending]), ..q(b"ab", None, 10) };
+    assert_eq!(unit_keys(c, "s", pending).await, ["ab"]);
+    let q = UnitQuery { prefix: Some(b"a".to_vec()), ..UnitQuery::default() };
+    assert_eq!(c.get_work_units("zz", q).await, Err(Error::NoSuchWorkSpec("zz".into())));
 }
 
 /// get_work_units `keys` returns exactly those units, ignores the other options, omits missing ones.

@@ -100,3 +100,42 @@ pub async fn empty_parent_means_no_parent<C: Coordinate>(c: &C, _clock: &MockClo
     assert_eq!(c.list_worker_modes().await.unwrap(), [("w".to_string(), "RUN".to_string())].into());
     assert!(c.get_child_work_units("").await.unwrap().is_empty());
 }
+
+/// list_workers: live workers by id, paged, with mode, data, parent,
+/// times, and the units each holds.
+pub async fn list_workers_shows_live_workers_and_their_units<C: Coordinate>(c: &C, clock: &MockClock) {
+    let t0 = c.now();
+    c.worker_heartbeat(heartbeat("w2", "RUN", 60.0, Some("w1"))).await.unwrap();
+    c.worker_heartbeat(heartbeat("w1", "IDLE", 60.0, None)).await.unwrap();
+    c.worker_heartbeat(heartbeat("w3", "RUN", 10.0, None)).await.unwrap();
+    c.worker_heartbeat(heartbeat("gone", "RUN", 60.0, None)).await.unwrap();
+    c.worker_unregister("gone").await.unwrap();
+    c.set_work_spec(spec("s", &[])).await.unwrap();
+    c.set_work_spec(spec("t", &[])).await.unwrap();
+    add_keys(c, "s", &["a", "b", "c"]).await;
+    add_keys(c, "t", &["x"]).await;
+    work_from(c, "w2", "t", 1).await;
+    work_from(c, "w2", "s", 2).await;
+    work_from(c, "w1", "s", 1).await;
+    assert!(set_status(c, "s", "c", UnitStatus::Finished, None).await);
+    let (all, next) = c.list_workers("", 10).await.unwrap();
+    assert_eq!(next, None);
+    assert_eq!(all.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["w1", "w2", "w3"]);
+    let w2 = &all[1];
+    assert_eq!((w2.mode.as_str(), w2.parent.as_deref()), ("RUN", Some("w1")));
+    assert_eq!(w2.data, Some(map(&[("worker_id", text("w2"))])));
+    assert_eq!((w2.last_heartbeat, w2.expires), (Some(t0), Some(t0.plus_secs(60.0))));
+    let held: Vec<(&str, &[u8])> = w2.held.iter().map(|h| (h.spec.as_str(), h.key.bytes.as_slice())).collect();
+    assert_eq!(held, [("s", &b"a"[..]), ("s", b"b"), ("t", b"x")]);
+    assert_eq!(w2.held_count, 3);
+    assert_eq!(w2.held[0].expires, t0.plus_secs(900.0));
+    assert_eq!((all[0].held_count, all[0].held.len()), (0, 0), "w1's unit c is finished");
+    assert_eq!(all[2].held_count, 0);
+    let (page, next) = c.list_workers("w1", 1).await.unwrap();
+    assert_eq!((page.len(), page[0].id.as_str(), next.as_deref()), (1, "w1", Some("w2")));
+    let (page, next) = c.list_workers("w2", 5).await.unwrap();
+    assert_eq!((page.len(), next), (2, None));
+    clock.advance(30.0);
+    let (all, _) = c.list_workers("", 10).await.unwrap();
+    assert_eq!(all.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["w1", "w2"], "w3 expired");
+}

@@ -80,6 +80,13 @@ impl Prepared {
     }
 }
 
+/// Units a filtered `get_work_units` looks at per hold of the lock.
+const SCAN_CHUNK: usize = 16_384;
+
+fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
 /// Units upserted per hold of the lock by `add_work_units`: large batches
 /// release the lock between chunks so `get_work` callers are not starved.
 const ADD_CHUNK: usize = 128;
@@ -688,28 +695,45 @@ impl Coordinate for MemoryBackend {
 
     async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
         let now = self.clock.now();
-        let mut st = self.lock();
-        let (spec, _) = st.spec(name, now)?;
         let pick = |(k, u): (&UKey, &Unit)| (u.unit_key(k), decode_blob(u.effective_data()));
-        Ok(match q.keys {
-            Some(mut keys) => {
-                keys.sort();
-                keys.dedup();
-                keys.iter().filter_map(|k| spec.units.get_key_value(k.as_slice())).map(pick).collect()
+        if let Some(mut keys) = q.keys {
+            let mut st = self.lock();
+            let (spec, _) = st.spec(name, now)?;
+            keys.sort();
+            keys.dedup();
+            return Ok(keys.iter().filter_map(|k| spec.units.get_key_value(k.as_slice())).map(pick).collect());
+        }
+        let mut out = Vec::new();
+        let Some((mut lower, upper)) = key_range(q.start.as_deref(), q.prefix.as_deref()) else {
+            // Still report a missing spec.
+            self.lock().spec(name, now)?;
+            return Ok(out);
+        };
+        // A status filter may skip many units between matches: scan at
+        // most SCAN_CHUNK units per hold of the lock, so a search through
+        // a million units does not stall `get_work` for its whole length.
+        loop {
+            let mut st = self.lock();
+            let (spec, _) = st.spec(name, now)?;
+            let range = spec.units.range::<[u8], _>((bound_ref(&lower), bound_ref(&upper)));
+            let mut resume = None;
+            for (scanned, (k, u)) in range.enumerate() {
+                if out.len() >= q.limit {
+                    return Ok(out);
+                }
+                if scanned == SCAN_CHUNK {
+                    resume = Some(k.to_vec());
+                    break;
+                }
+                if spec.matches(u, &q.states) {
+                    out.push(pick((k, u)));
+                }
             }
-            None => {
-                let lower = match &q.start {
-                    Some(s) => Bound::Excluded(s.as_slice()),
-                    None => Bound::Unbounded,
-                };
-                spec.units
-                    .range::<[u8], _>((lower, Bound::Unbounded))
-                    .filter(|(_, u)| spec.matches(u, &q.states))
-                    .take(q.limit)
-                    .map(pick)
-                    .collect()
+            match resume {
+                Some(k) => lower = Bound::Included(k),
+                None => return Ok(out),
             }
-        })
+        }
     }
 
     async fn get_work_unit_status(&self, name: &str, keys: Vec<Key>) -> Result<Vec<Option<UnitStatusInfo>>> {
@@ -731,6 +755,8 @@ impl Coordinate for MemoryBackend {
                     worker_id: u.attempt.as_ref().map(|a| a.worker.to_string()),
                     expiration: u.attempt.as_ref().filter(|_| u.status == UnitStatus::Pending).map(|a| a.expiration),
                     traceback,
+                    attempts: u.attempts.into(),
+                    priority: u.priority,
                 })
             })
             .collect())
@@ -778,6 +804,39 @@ impl Coordinate for MemoryBackend {
         let mut n = 0;
         for k in doomed {
             n += spec.remove_unit(cx, &k) as u64;
+        }
+        Ok(n)
+    }
+
+    async fn retry_work_units(&self, name: &str, keys: Option<Vec<Key>>) -> Result<u64> {
+        let now = self.clock.now();
+        let failed: Vec<UKey> = {
+            let mut st = self.lock();
+            let (spec, _) = st.spec(name, now)?;
+            let is_failed = |(k, u): (&UKey, &Unit)| (u.status == UnitStatus::Failed).then(|| k.clone());
+            match keys {
+                Some(keys) => {
+                    keys.iter().filter_map(|k| spec.units.get_key_value(k.as_slice())).filter_map(is_failed).collect()
+                }
+                None => spec.units.iter().filter_map(is_failed).collect(),
+            }
+        };
+        // In chunks, as adds are, each unit checked again under the lock.
+        let mut n = 0;
+        for chunk in failed.chunks(ADD_CHUNK) {
+            let mut st = self.lock();
+            let (spec, cx) = st.spec(name, now)?;
+            for k in chunk {
+                let retried = spec.change(cx, k, |u| {
+                    let failed = u.status == UnitStatus::Failed;
+                    if failed {
+                        u.attempt = None;
+                        u.status = u.idle_status(now);
+                    }
+                    failed
+                });
+                n += u64::from(retried == Some(true));
+            }
         }
         Ok(n)
     }
@@ -859,6 +918,44 @@ impl Coordinate for MemoryBackend {
 
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
         Ok(self.lock().cx.workers.get(worker).and_then(|w| w.data.clone()))
+    }
+
+    async fn list_workers(&self, start: &str, limit: usize) -> Result<(Vec<WorkerInfo>, Option<String>)> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        // Due leases end first, so what a worker holds is current.
+        st.refresh_all(now);
+        let mut live: Vec<_> = st.cx.workers.live(now).filter(|(n, _)| &***n >= start).collect();
+        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let next = live.get(limit).map(|(n, _)| n.to_string());
+        live.truncate(limit);
+        let workers = live
+            .into_iter()
+            .map(|(name, w)| {
+                let mut held: Vec<_> = w.pending.iter().collect();
+                held.sort_unstable();
+                let held = held
+                    .into_iter()
+                    .filter_map(|(spec, key)| {
+                        let u = st.specs.get(&**spec)?.units.get(key)?;
+                        let a = u.attempt.as_ref()?;
+                        Some(HeldUnit { spec: spec.to_string(), key: u.unit_key(key), expires: a.expiration })
+                    })
+                    .take(HELD_UNITS_LISTED)
+                    .collect();
+                WorkerInfo {
+                    id: name.to_string(),
+                    mode: w.mode.clone(),
+                    data: w.data.clone(),
+                    parent: w.parent.as_ref().map(|p| p.to_string()),
+                    last_heartbeat: w.last_update,
+                    expires: w.expiration,
+                    held,
+                    held_count: w.pending.len() as u64,
+                }
+            })
+            .collect();
+        Ok((workers, next))
     }
 
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {

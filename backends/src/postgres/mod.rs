@@ -154,6 +154,10 @@ impl Coordinate for PostgresBackend {
         units::delete(self, name, q).await
     }
 
+    async fn retry_work_units(&self, name: &str, keys: Option<Vec<Key>>) -> Result<u64> {
+        units::retry(self, name, keys).await
+    }
+
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
         units::archive(self, policy).await
     }
@@ -180,6 +184,10 @@ impl Coordinate for PostgresBackend {
 
     async fn get_worker_info(&self, worker: &str) -> Result<Option<Value>> {
         workers::info(self, worker).await
+    }
+
+    async fn list_workers(&self, start: &str, limit: usize) -> Result<(Vec<WorkerInfo>, Option<String>)> {
+        workers::list(self, start, limit).await
     }
 
     async fn mode_counts(&self) -> Result<BTreeMap<String, u64>> {

@@ -6,15 +6,17 @@
 //! concurrent writers rarely contend on one counter row.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::types::ToSql;
 
 use cborrpc::Value;
 
 use super::error::R;
 use super::expiry::refresh;
 use super::specs::{fresh_spec, spec_by_name};
-use super::sql::{code_of, dec, enc, status, status_of};
+use super::sql::{code_of, dec, enc, release_set, status, status_of};
 use super::PostgresBackend;
 use crate::clock::Time;
 use crate::model::*;
@@ -117,21 +119,52 @@ pub(super) async fn list(db: &PostgresBackend, name: &str, q: UnitQuery) -> Resu
                     c.query(&stmt, &[&spec.id, keys]).await?
                 }
                 None => {
+                    let Some((lower, upper)) = key_range(q.start.as_deref(), q.prefix.as_deref()) else {
+                        return Ok(Vec::new());
+                    };
                     let states: Option<Vec<i16>> = q.states.as_ref().map(|s| s.iter().map(|&s| code_of(s)).collect());
-                    let stmt = c
-                        .prepare_cached(
-                            "SELECT key, coalesce(attempt_data, data), key_text FROM work_unit
-                             WHERE spec_id = $1 AND ($2::bytea IS NULL OR key > $2) AND ($3::int2[] IS NULL OR status = ANY($3))
-                             ORDER BY key LIMIT $4",
-                        )
-                        .await?;
-                    c.query(&stmt, &[&spec.id, &q.start, &states, &(q.limit as i64)]).await?
+                    let (sql, lower, upper) = range_query(lower, upper);
+                    let stmt = c.prepare_cached(&sql).await?;
+                    let limit = q.limit as i64;
+                    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&spec.id, &states, &limit, &lower];
+                    if let Some(u) = &upper {
+                        args.push(u);
+                    }
+                    c.query(&stmt, &args).await?
                 }
             };
             Ok(rows.iter().map(|r| (UnitKey::stored(r.get(0), r.get(2)), dec(r.get(1)))).collect())
         })
     })
     .await
+}
+
+/// The listing of a key range (spec `$1`, statuses `$2`, limit `$3`): the
+/// bounds are plain comparisons, never `$n IS NULL OR ...`, so even a
+/// generic plan seeks the primary key to the range instead of reading the
+/// spec from its first key. An exclusive lower bound `k` is the inclusive
+/// bound `k || 0x00`, its successor in bytewise order; a range with no
+/// upper bound uses a statement without one.
+fn range_query(lower: Bound<Key>, upper: Bound<Key>) -> (String, Key, Option<Key>) {
+    let lower = match lower {
+        Bound::Included(k) => k,
+        Bound::Excluded(mut k) => {
+            k.push(0);
+            k
+        }
+        Bound::Unbounded => Vec::new(),
+    };
+    let upper = match upper {
+        Bound::Excluded(k) | Bound::Included(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    let sql = format!(
+        "SELECT key, coalesce(attempt_data, data), key_text FROM work_unit
+         WHERE spec_id = $1 AND key >= $4{} AND ($2::int2[] IS NULL OR status = ANY($2))
+         ORDER BY key LIMIT $3",
+        if upper.is_some() { " AND key < $5" } else { "" }
+    );
+    (sql, lower, upper)
 }
 
 pub(super) async fn unit_status(
@@ -146,8 +179,8 @@ pub(super) async fn unit_status(
             let spec = fresh_spec(c, name, now).await?;
             let stmt = c
                 .prepare_cached(
-                    "SELECT key, status, worker, lease_expires, coalesce(attempt_data, data) FROM work_unit
-                     WHERE spec_id = $1 AND key = ANY($2)",
+                    "SELECT key, status, worker, lease_expires, coalesce(attempt_data, data), attempts, priority
+                     FROM work_unit WHERE spec_id = $1 AND key = ANY($2)",
                 )
                 .await?;
             let mut found: HashMap<Vec<u8>, UnitStatusInfo> = HashMap::new();
@@ -166,6 +199,8 @@ pub(super) async fn unit_status(
                     worker_id: r.get(2),
                     expiration: r.get::<_, Option<i64>>(3).filter(|_| status == UnitStatus::Pending).map(Time),
                     traceback,
+                    attempts: r.get::<_, i32>(5).max(0) as u64,
+                    priority: r.get(6),
                 };
                 found.insert(r.get(0), info);
             }
@@ -257,6 +292,35 @@ pub(super) async fn delete(db: &PostgresBackend, name: &str, q: DelQuery) -> Res
                 DelQuery::State(s) => {
                     let stmt = tx.prepare_cached("DELETE FROM work_unit WHERE spec_id = $1 AND status = $2").await?;
                     tx.execute(&stmt, &[&spec.id, &code_of(*s)]).await?
+                }
+            };
+            Ok(n)
+        })
+    })
+    .await
+}
+
+/// Makes failed units available again, as `update_work_unit`'s retry does.
+pub(super) async fn retry(db: &PostgresBackend, name: &str, keys: Option<Vec<Key>>) -> Result<u64> {
+    let now = db.clock.now();
+    let keys = &keys;
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            let spec = spec_by_name(tx, name).await?;
+            let retry = concat!(
+                "UPDATE work_unit SET ",
+                release_set!("$2"),
+                " WHERE spec_id = $1 AND status = ",
+                status!(FAILED)
+            );
+            let n = match keys {
+                Some(keys) => {
+                    let stmt = tx.prepare_cached(&format!("{retry} AND key = ANY($3)")).await?;
+                    tx.execute(&stmt, &[&spec.id, &now.0, keys]).await?
+                }
+                None => {
+                    let stmt = tx.prepare_cached(retry).await?;
+                    tx.execute(&stmt, &[&spec.id, &now.0]).await?
                 }
             };
             Ok(n)

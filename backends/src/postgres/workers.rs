@@ -93,6 +93,69 @@ pub(super) async fn info(db: &PostgresBackend, worker: &str) -> Result<Option<Va
     .await
 }
 
+/// Live workers from `start`, with up to [`HELD_UNITS_LISTED`] of the units
+/// each holds (found through the index of pending units by worker).
+pub(super) async fn list(db: &PostgresBackend, start: &str, limit: usize) -> Result<(Vec<WorkerInfo>, Option<String>)> {
+    let now = db.clock.now();
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            refresh(tx, None, now).await?;
+            let stmt = tx
+                .prepare_cached(concat!(
+                    "SELECT name, mode, data, parent, last_update, expiration FROM worker WHERE ",
+                    live!(),
+                    " AND name >= $2 ORDER BY name LIMIT $3"
+                ))
+                .await?;
+            let mut rows =
+                tx.query(&stmt, &[&now.0, &start, &(limit.saturating_add(1).min(i64::MAX as usize) as i64)]).await?;
+            let next = (rows.len() > limit).then(|| rows.remove(limit).get::<_, String>(0));
+            rows.truncate(limit);
+            let mut workers: Vec<WorkerInfo> = rows
+                .iter()
+                .map(|r| WorkerInfo {
+                    id: r.get(0),
+                    mode: r.get(1),
+                    data: r.get::<_, Option<Vec<u8>>>(2).map(|d| dec(&d)),
+                    parent: r.get(3),
+                    last_heartbeat: r.get::<_, Option<i64>>(4).map(Time),
+                    expires: r.get::<_, Option<i64>>(5).map(Time),
+                    held: Vec::new(),
+                    held_count: 0,
+                })
+                .collect();
+            let names: Vec<&str> = workers.iter().map(|w| w.id.as_str()).collect();
+            let held = tx
+                .prepare_cached(concat!(
+                    "SELECT worker, spec, key, key_text, lease_expires, n FROM (
+                         SELECT u.worker, s.name AS spec, u.key, u.key_text, u.lease_expires,
+                                row_number() OVER (PARTITION BY u.worker ORDER BY s.name, u.key) AS rn,
+                                count(*) OVER (PARTITION BY u.worker) AS n
+                         FROM work_unit u JOIN work_spec s ON s.id = u.spec_id
+                         WHERE u.status = ",
+                    status!(PENDING),
+                    " AND u.worker = ANY($1)) h
+                     WHERE rn <= $2 ORDER BY worker, rn"
+                ))
+                .await?;
+            let rows = tx.query(&held, &[&names, &(HELD_UNITS_LISTED as i64)]).await?;
+            let mut by_name: BTreeMap<String, &mut WorkerInfo> =
+                workers.iter_mut().map(|w| (w.id.clone(), w)).collect();
+            for r in rows {
+                let Some(w) = by_name.get_mut(r.get::<_, &str>(0)) else { continue };
+                w.held_count = r.get::<_, i64>(5) as u64;
+                w.held.push(HeldUnit {
+                    spec: r.get(1),
+                    key: UnitKey::stored(r.get(2), r.get(3)),
+                    expires: Time(r.get::<_, Option<i64>>(4).unwrap_or_default()),
+                });
+            }
+            Ok((workers, next))
+        })
+    })
+    .await
+}
+
 pub(super) async fn mode_counts(db: &PostgresBackend) -> Result<BTreeMap<String, u64>> {
     let now = db.clock.now();
     db.autocommit(|c, _| {

@@ -1,0 +1,143 @@
+//! The rules every request passes before it reaches a route, in order:
+//!
+//! 1. **Token** (with `--http-token-file`): the request carries
+//!    `Authorization: Bearer TOKEN` or the cookie `coordinate_token=TOKEN`
+//!    (which the dashboard sets), compared in constant time; else 401.
+//! 2. **Read-only** (`--http-read-only`): anything but GET and HEAD is
+//!    refused with 405.
+//! 3. **JSON only**: a POST, PUT or DELETE must say
+//!    `Content-Type: application/json`, else 415. An HTML form cannot send
+//!    that type, and a script on another site cannot send it without a
+//!    CORS preflight, which this server never grants, so no other site can
+//!    make an operator's browser change the queue.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// The name of the cookie that may carry the token.
+pub const TOKEN_COOKIE: &str = "coordinate_token";
+
+/// What the guard enforces.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// The token every request must carry, if any.
+    pub token: Option<Arc<[u8]>>,
+    /// Refuse every request that could change something.
+    pub read_only: bool,
+}
+
+/// The middleware.
+pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if let Some(token) = &guard.token {
+        if !carries(req.headers(), token) {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("this server needs its access token: send `Authorization: Bearer TOKEN` or the cookie {TOKEN_COOKIE}"),
+            )
+            .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if guard.read_only {
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this server is read-only (--http-read-only): only GET and HEAD are served",
+            )
+            .into_response();
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        if !is_json(req.headers()) {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("{} needs `Content-Type: application/json`", req.method()),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether the request's content type is `application/json` (parameters
+/// such as `charset` allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a bearer token or the token cookie equals `token`.
+fn carries(headers: &HeaderMap, token: &[u8]) -> bool {
+    let same = |given: &[u8]| bool::from(given.ct_eq(token));
+    let bearer = headers.get_all(header::AUTHORIZATION).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v, ""));
+        scheme.eq_ignore_ascii_case("bearer") && same(rest.trim().as_bytes())
+    });
+    bearer
+        || headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+            v.split(';')
+                .filter_map(|c| c.trim().split_once('='))
+                .any(|(name, value)| name == TOKEN_COOKIE && same(&percent_decode(value.trim_matches('"'))))
+        })
+}
+
+/// Undoes `encodeURIComponent` (a cookie cannot hold every byte a token
+/// may); a malformed escape is kept as written.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn token_by_bearer_or_cookie() {
+        let t = b"s3cr/t+=";
+        assert!(carries(&headers(&[(header::AUTHORIZATION, "Bearer s3cr/t+=")]), t));
+        assert!(carries(&headers(&[(header::AUTHORIZATION, "bearer  s3cr/t+= ")]), t));
+        assert!(!carries(&headers(&[(header::AUTHORIZATION, "Basic s3cr/t+=")]), t));
+        assert!(!carries(&headers(&[(header::AUTHORIZATION, "Bearer s3cr/t")]), t));
+        assert!(carries(&headers(&[(header::COOKIE, "a=b; coordinate_token=s3cr%2Ft%2B%3D")]), t));
+        assert!(carries(&headers(&[(header::COOKIE, "coordinate_token=s3cr/t+=")]), t));
+        assert!(!carries(&headers(&[(header::COOKIE, "other_token=s3cr/t+=")]), t));
+        assert!(!carries(&HeaderMap::new(), t));
+    }
+
+    #[test]
+    fn json_content_type() {
+        assert!(is_json(&headers(&[(header::CONTENT_TYPE, "application/json")])));
+        assert!(is_json(&headers(&[(header::CONTENT_TYPE, "Application/JSON; charset=utf-8")])));
+        assert!(!is_json(&headers(&[(header::CONTENT_TYPE, "application/x-www-form-urlencoded")])));
+        assert!(!is_json(&headers(&[(header::CONTENT_TYPE, "text/plain")])));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

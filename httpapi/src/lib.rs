@@ -1,0 +1,135 @@
+//! The daemon's HTTP API: JSON over HTTP/1.1 beside CBOR-RPC, in the same
+//! process and tokio runtime, on the same [`JobServer`].
+//!
+//! It owns the HTTP side only: routes, the JSON shapes, the safety rules
+//! ([`guard`]) and the health checks. What a request does is the job
+//! server's: handlers run its typed operations (`jobserver::specs`,
+//! `jobserver::units`) and, where no RPC method fits (retrying failed
+//! units, listing workers), a backend call through
+//! [`JobServer::backend`]. So the HTTP API and the Python client see one
+//! behaviour. docs/http-api.md is the reference for clients (the web
+//! dashboard included); docs/openapi.yaml says the same for tools.
+//!
+//! * [`specs`] — `/api/v1/work_specs`, `/api/v1/work_specs/{name}`, pause, resume;
+//! * [`units`] — `/api/v1/work_specs/{name}/work_units[/{key}]`, retry, prioritize;
+//! * [`workers`] — `/api/v1/workers`;
+//! * [`health`] — `/healthz`, `/readyz`;
+//! * [`json`] — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
+//! * [`keys`] — work unit keys in URLs (`b64:` for keys that are not text);
+//! * [`guard`] — token, read-only mode, JSON-only mutations;
+//! * [`request`], [`error`] — reading requests, answering errors as JSON.
+
+pub mod error;
+pub mod guard;
+pub mod health;
+pub mod json;
+pub mod keys;
+pub mod request;
+pub mod specs;
+pub mod units;
+pub mod workers;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{middleware, Router};
+use backends::Coordinate;
+use cborrpc::Value;
+use jobserver::JobServer;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+pub use error::ApiError;
+pub use guard::Guard;
+
+/// The job server the handlers share.
+pub type Jobs<C> = Arc<JobServer<C>>;
+
+/// The largest request body accepted (a batch of units to add).
+pub const MAX_BODY: usize = 64 << 20;
+
+/// How the HTTP API is served.
+#[derive(Debug, Clone, Default)]
+pub struct HttpConfig {
+    /// The token every request must carry (`--http-token-file`).
+    pub token: Option<String>,
+    /// Serve GET and HEAD only (`--http-read-only`).
+    pub read_only: bool,
+}
+
+/// Every route, behind the guard.
+pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
+    let guard = Arc::new(Guard { token: cfg.token.as_ref().map(|t| t.as_bytes().into()), read_only: cfg.read_only });
+    let api = Router::new().merge(specs::routes()).merge(units::routes()).merge(workers::routes());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::routes())
+        // ---- METRICS: `GET /metrics` (the Prometheus exposition rendered by
+        // jobserver::metrics) is added here, behind the same guard. ----
+        .with_state(jobs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(guard, guard::check))
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such route (the API is under /api/v1; see docs/http-api.md)").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method").into_response()
+}
+
+/// Refuses data the Python client could not read back, as the CBOR-RPC
+/// door does (docs/protocol.md §1.6).
+pub fn check_readable(v: &Value) -> Result<(), ApiError> {
+    jobserver::wire::check_readable(std::slice::from_ref(v))
+        .map_err(|e| ApiError::bad_request(e.replacen("params[0]", "data", 1)))
+}
+
+/// Whether `addr` names loopback addresses only. A name that does not
+/// resolve is not loopback.
+pub fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match addr.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// How long shutdown waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish (for up to 30 s).
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        })
+        .into_future();
+    tokio::pin!(server);
+    let deadline = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(DRAIN).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = &mut server => if let Err(e) = r { warn!(error = %e, "HTTP server failed") },
+        _ = deadline => warn!("HTTP requests still busy after 30 s; closing them"),
+    }
+    info!("HTTP stopped");
+}
