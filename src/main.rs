@@ -97,13 +97,21 @@ struct Args {
     http_read_only: bool,
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that
+/// completes at the first of them. Installed before the daemon opens its
+/// backend and logs its address: a signal sent as soon as the address is
+/// logged must stop the daemon gracefully, not kill it with the default
+/// action.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-        _ = term.recv() => info!("SIGTERM received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => info!("SIGINT received"),
+            _ = term.recv() => info!("SIGTERM received"),
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -174,7 +182,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(coordinated::run(options, shutdown_signal())) {
+    let served = rt.block_on(async {
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
+        coordinated::run(options, shutdown).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

@@ -14,6 +14,10 @@
 //! `max_pending_reply` bytes are written before anything more is read from
 //! that client (so a client that never reads stalls only itself), and
 //! connections past `max_connections` are closed as soon as accepted.
+//!
+//! Each served connection counts as open in the job server's metrics
+//! while its task runs; a request whose handler panicked is counted there
+//! too (the job server records every other request itself).
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 use backends::Coordinate;
 use cborrpc::{Connection, Request, Value};
 use futures_util::FutureExt;
-use jobserver::{ErrorKind, JobServer, RpcError, RpcResult};
+use jobserver::{ErrorKind, JobServer, Method, RpcError, RpcResult};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{watch, Semaphore};
@@ -103,6 +107,7 @@ async fn handle<C: Coordinate>(
     cfg: ServerConfig,
     mut stop: watch::Receiver<bool>,
 ) {
+    let _open = jobs.metrics().open_connection();
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut conn = Connection::new(stream, cfg.max_frame);
@@ -175,6 +180,7 @@ async fn call<C: Coordinate>(
     let outcome = caught.unwrap_or_else(|panic| {
         let why = panic_message(panic.as_ref());
         error!(%method, panic = %why, "request handler panicked");
+        jobs.metrics().record_panic(Method::from_snake(&jobserver::wire::snake(method)));
         Err(RpcError::Internal(why))
     });
     if let Some(t) = started {

@@ -6,6 +6,7 @@
 //! (./run-tests installs both).
 //!
 //! Each page is saved as target/dashboard-screenshots/NAME.png to look at.
+//! The last test needs no browser: how the three files are served.
 
 mod common;
 
@@ -461,4 +462,40 @@ async fn token_form_and_read_only() {
     b.close().await.unwrap();
     d.daemon.shutdown().await;
     drop(driver);
+}
+
+/// The page's three files load without the token (the API does not), with
+/// a policy that runs only their own script and forbids framing; the
+/// read-only flag is written into the page.
+#[tokio::test]
+async fn the_files_load_without_the_token_under_a_strict_policy() {
+    let options = Options { http_token: Some("t0ken".into()), ..Options::loopback() };
+    let d = Daemon::start(options).await;
+    let base = format!("http://{}", d.http_addr.unwrap());
+    let http = reqwest::Client::new();
+    for (path, kind) in [("/", "text/html"), ("/dashboard.js", "text/javascript"), ("/dashboard.css", "text/css")] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "{path}");
+        let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(header("content-type").starts_with(kind), "{path}: {}", header("content-type"));
+        let csp = header("content-security-policy");
+        for rule in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+            assert!(csp.contains(rule), "{path}: {csp}");
+        }
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-read-only=\"false\""));
+    let api = http.get(format!("{base}/api/v1/work_specs")).send().await.unwrap();
+    assert_eq!(api.status(), reqwest::StatusCode::UNAUTHORIZED, "the data needs the token");
+    let post =
+        http.post(format!("{base}/")).header("content-type", "application/json").body("{}").send().await.unwrap();
+    assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    d.daemon.shutdown().await;
+
+    let d = Daemon::start(Options { http_read_only: true, ..Options::loopback() }).await;
+    let page = http.get(format!("http://{}/", d.http_addr.unwrap())).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("data-read-only=\"true\""));
+    d.daemon.shutdown().await;
 }

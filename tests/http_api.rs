@@ -538,7 +538,7 @@ async fn read_only_mode_refuses_changes() {
 async fn the_token_guards_every_route() {
     let d = Daemon::start(Options { http_token: Some("s3cr/t+=".into()), ..Options::loopback() }).await;
     let h = Http::of(d.http_addr.unwrap());
-    for path in ["/healthz", "/readyz", "/api/v1/work_specs", "/api/v1/workers", "/nowhere"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/work_specs", "/api/v1/workers", "/nowhere"] {
         let (status, body) = h.get(path).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         assert!(error_of(&body).contains("Bearer"), "{body}");
@@ -549,6 +549,8 @@ async fn the_token_guards_every_route() {
     }
     let (status, _) = h.send(h.client.get(h.url("/readyz")).header(AUTHORIZATION, "Bearer s3cr/t+=")).await;
     assert_eq!(status, StatusCode::OK);
+    let scrape = h.client.get(h.url("/metrics")).header(AUTHORIZATION, "Bearer s3cr/t+=").send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK, "a scraper with the token");
     let (status, _) =
         h.send(h.client.get(h.url("/readyz")).header(COOKIE, "theme=dark; coordinate_token=s3cr%2Ft%2B%3D")).await;
     assert_eq!(status, StatusCode::OK);
@@ -616,4 +618,76 @@ async fn the_binary_serves_http_as_its_flags_say() {
     let p = Process::start(&["--http", "off"]);
     assert_eq!(p.http_addr, None);
     assert!(!p.log().contains("listening for HTTP"));
+}
+
+/// The `coordinate_work_units` gauges of one spec in a scrape, by status
+/// name, checking the exposition's content type and its `# EOF` end.
+async fn scrape_counts(h: &Http, spec: &str) -> std::collections::BTreeMap<String, i64> {
+    let resp = h.client.get(h.url("/metrics")).send().await.expect("scrape");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().to_owned();
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    let text = resp.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "the exposition ends in # EOF:\n{text}");
+    let prefix = format!("coordinate_work_units{{work_spec=\"{spec}\",status=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (status, value) = rest.split_once("\"} ").unwrap_or_else(|| panic!("sample line {rest}"));
+            (status.to_owned(), value.parse::<f64>().unwrap() as i64)
+        })
+        .collect()
+}
+
+/// `count_work_units` over RPC, by status name.
+async fn rpc_counts(c: &mut Client, spec: &str) -> std::collections::BTreeMap<String, i64> {
+    let names = [(1, "available"), (2, "delayed"), (3, "pending"), (4, "finished"), (5, "failed")];
+    let answer = c.ok("count_work_units", vec![t(spec)]).await;
+    let Value::Map(m) = &as_sequence(&answer).unwrap()[0] else { panic!("{answer:?}") };
+    let mut out: std::collections::BTreeMap<String, i64> = names.iter().map(|(_, n)| (n.to_string(), 0)).collect();
+    for (k, v) in m {
+        let code = i64::try_from(k.as_integer().unwrap()).unwrap();
+        let name = names.iter().find(|(c, _)| *c == code).unwrap().1;
+        out.insert(name.to_owned(), i64::try_from(v.as_integer().unwrap()).unwrap());
+    }
+    out
+}
+
+/// `GET /metrics` over HTTP: the gauge a dashboard reads equals what
+/// `count_work_units` says after adds, grants, finishes, failures and a
+/// lease given back, on each backend.
+async fn metrics_route(options: Options) {
+    let d = Daemon::start(options).await;
+    let h = Http::of(d.http_addr.unwrap());
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("m"))])]).await;
+    let keys: Vec<Value> = (0..20).map(|n| t(&format!("k{n:02}"))).collect();
+    c.ok("add_work_units", vec![t("m"), Value::Array(keys)]).await;
+    assert_eq!(scrape_counts(&h, "m").await, rpc_counts(&mut c, "m").await, "after adds");
+    let granted = c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(6))])]).await;
+    let granted: Vec<Value> = grant_list(&granted).iter().map(|g| as_sequence(g).unwrap()[1].clone()).collect();
+    assert_eq!(granted.len(), 6);
+    assert_eq!(scrape_counts(&h, "m").await, rpc_counts(&mut c, "m").await, "after get_work");
+    for (n, key) in granted.iter().enumerate() {
+        // finished, failed, and one lease given back (lease_time <= 0).
+        let change = match n % 3 {
+            0 => map(&[("status", i(4))]),
+            1 => map(&[("status", i(5))]),
+            _ => map(&[("lease_time", i(-1))]),
+        };
+        c.ok("update_work_unit", vec![t("m"), key.clone(), change]).await;
+    }
+    let want = rpc_counts(&mut c, "m").await;
+    assert_eq!((want["finished"], want["failed"]), (2, 2), "{want:?}");
+    assert_eq!(scrape_counts(&h, "m").await, want, "after finishes, failures and a release");
+}
+
+#[tokio::test]
+async fn metrics_match_count_work_units_on_memory() {
+    metrics_route(Options::loopback()).await;
+}
+
+#[tokio::test]
+async fn metrics_match_count_work_units_on_postgres() {
+    metrics_route(postgres().await).await;
 }

@@ -40,6 +40,7 @@ use crate::journal::{Dir, Disk, FsyncMode, Journal, RealDisk};
 use crate::locks::{HeldLock, LockTree};
 use crate::memory::{Cursor, MemoryBackend, Sink};
 use crate::model::*;
+use crate::stats::SpecStats;
 use crate::{Coordinate, Value};
 
 /// How the durable backend is opened.
@@ -181,8 +182,7 @@ impl DurableBackend {
             return Err(fail(e.to_string()));
         }
         let r = call.await?;
-        let pos = self.journal.appended();
-        self.journal.wait(pos).await.map_err(|e| fail(e.to_string()))?;
+        self.journal.wait_appended().await.map_err(|e| fail(e.to_string()))?;
         Ok(r)
     }
 
@@ -457,5 +457,8 @@ impl Coordinate for DurableBackend {
     }
     fn saved_locks(&self) -> Vec<HeldLock> {
         self.mem.saved_locks()
+    }
+    async fn spec_stats(&self) -> Result<Vec<SpecStats>> {
+        self.mem.spec_stats().await
     }
 }

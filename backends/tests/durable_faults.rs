@@ -191,6 +191,8 @@ async fn closing_while_the_disk_is_full_does_not_hang() {
     let closing = b.clone();
     std::thread::spawn(move || {
         closing.close();
+        // Let go of the directory's lock before the test reopens it.
+        drop(closing);
         let _ = done.send(());
     });
     closed.recv_timeout(Duration::from_secs(10)).expect("close hung while the disk was full");

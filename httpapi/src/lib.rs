@@ -14,6 +14,7 @@
 //! * [`units`] — `/api/v1/work_specs/{name}/work_units[/{key}]`, retry, prioritize;
 //! * [`workers`] — `/api/v1/workers`;
 //! * [`health`] — `/healthz`, `/readyz`;
+//! * [`metrics`] — `/metrics`, the Prometheus exposition (docs/metrics.md);
 //! * [`dashboard`] — the web dashboard at `/` (outside the guard: it holds
 //!   no data and must load to ask for the token);
 //! * [`json`] — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
@@ -27,6 +28,7 @@ pub mod guard;
 pub mod health;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod request;
 pub mod specs;
 pub mod units;
@@ -72,8 +74,7 @@ pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::routes())
-        // ---- METRICS: `GET /metrics` (the Prometheus exposition rendered by
-        // jobserver::metrics) is added here, behind the same guard. ----
+        .merge(metrics::routes())
         .with_state(jobs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,6 +12,7 @@
 //! handed out is decided by `backends::scheduler` and the backend's
 //! `get_work`), [`workers`], [`locks`] and [`config`]. Errors keep their
 //! kind ([`RpcError`]); protocol constants and defaults are in [`wire`].
+//! Each call is counted and timed per [`Method`] ([`metrics`]).
 //!
 //! Answer shapes follow go-coordinate: methods that return a value and a
 //! message answer a plain two-element array `[value, message-or-null]`;
@@ -69,6 +70,8 @@
 pub mod config;
 pub mod error;
 pub mod locks;
+pub mod method;
+pub mod metrics;
 pub mod op;
 pub mod params;
 pub mod specs;
@@ -77,12 +80,17 @@ pub mod wire;
 pub mod work;
 pub mod workers;
 
+use std::time::Instant;
+
 use backends::locks::{LockLimits, LockTree};
 use backends::Coordinate;
 use cborrpc::Value;
 
 pub use error::{ErrorKind, RpcError, RpcResult};
+pub use method::Method;
 pub use op::Operation;
+
+use metrics::RequestStats;
 
 /// Bounds on what one call may make the daemon build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +114,7 @@ pub struct JobServer<C> {
     locks: LockTree,
     config: Option<Value>,
     limits: Limits,
+    metrics: RequestStats,
 }
 
 impl<C: Coordinate> JobServer<C> {
@@ -127,7 +136,7 @@ impl<C: Coordinate> JobServer<C> {
                 let _ = locks.lock(now, &held.owner, left, &[held.path]);
             }
         }
-        JobServer { backend, locks, config, limits }
+        JobServer { backend, locks, config, limits, metrics: RequestStats::default() }
     }
 
     /// The backend.
@@ -150,50 +159,74 @@ impl<C: Coordinate> JobServer<C> {
         &self.limits
     }
 
+    /// Request and connection counters (the daemon's connection loop
+    /// counts its connections here; [`metrics::render`] reads them).
+    pub fn metrics(&self) -> &RequestStats {
+        &self.metrics
+    }
+
     /// Runs one RPC method (snake_case or CamelCase name).
     pub async fn call(&self, method: &str, params: Vec<Value>) -> RpcResult<Value> {
         use {config::*, locks::*, specs::*, units::*, work::*, workers::*};
-        wire::check_readable(&params).map_err(RpcError::InvalidRequest)?;
-        match &*wire::snake(method) {
-            "list_work_specs" => self.run::<ListWorkSpecs>(params).await,
-            "set_work_spec" => self.run::<SetWorkSpec>(params).await,
-            "del_work_spec" => self.run::<DelWorkSpec>(params).await,
-            "clear" => self.run::<Clear>(params).await,
-            "get_work_spec" => self.run::<GetWorkSpec>(params).await,
-            "control_work_spec" => self.run::<ControlWorkSpec>(params).await,
-            "get_work_spec_meta" => self.run::<GetWorkSpecMeta>(params).await,
-            "add_work_units" => self.run::<AddWorkUnits>(params).await,
-            "get_work_units" => self.run::<GetWorkUnits>(params).await,
-            "get_work_unit_status" => self.run::<GetWorkUnitStatus>(params).await,
-            "prioritize_work_units" => self.run::<PrioritizeWorkUnits>(params).await,
-            "count_work_units" => self.run::<CountWorkUnits>(params).await,
-            "del_work_units" => self.run::<DelWorkUnits>(params).await,
-            "archive" => self.run::<Archive>(params).await,
-            "get_work" => self.run::<GetWork>(params).await,
-            "update_work_unit" => self.run::<UpdateWorkUnit>(params).await,
-            "worker_heartbeat" => self.run::<WorkerHeartbeat>(params).await,
-            "worker_unregister" => self.run::<WorkerUnregister>(params).await,
-            "list_worker_modes" => self.run::<ListWorkerModes>(params).await,
-            "get_worker_info" => self.run::<GetWorkerInfo>(params).await,
-            "mode_counts" => self.run::<ModeCounts>(params).await,
-            "worker_stats" => self.run::<GetWorkerStats>(params).await,
-            "get_child_work_units" => self.run::<GetChildWorkUnits>(params).await,
-            "lock" => self.run::<Lock>(params).await,
-            "renew" => self.run::<Renew>(params).await,
-            "locksome" => self.run::<LockSome>(params).await,
-            "readlock" => self.run::<ReadLock>(params).await,
-            "unlock" => self.run::<Unlock>(params).await,
-            "delete_namespace" => self.run::<DeleteNamespace>(params).await,
-            "now" => self.run::<Now>(params).await,
-            "get_config" => self.run::<GetConfig>(params).await,
-            _ => Err(RpcError::invalid(format!("no such method {method}"))),
+        let started = Instant::now();
+        let m = Method::from_snake(&wire::snake(method));
+        if let Err(e) = wire::check_readable(&params) {
+            self.metrics.record(m, Some(ErrorKind::InvalidRequest), started);
+            return Err(RpcError::InvalidRequest(e));
+        }
+        let Some(m) = m else {
+            self.metrics.record(None, Some(ErrorKind::InvalidRequest), started);
+            return Err(RpcError::invalid(format!("no such method {method}")));
+        };
+        match m {
+            Method::ListWorkSpecs => self.run::<ListWorkSpecs>(m, params, started).await,
+            Method::SetWorkSpec => self.run::<SetWorkSpec>(m, params, started).await,
+            Method::DelWorkSpec => self.run::<DelWorkSpec>(m, params, started).await,
+            Method::Clear => self.run::<Clear>(m, params, started).await,
+            Method::GetWorkSpec => self.run::<GetWorkSpec>(m, params, started).await,
+            Method::ControlWorkSpec => self.run::<ControlWorkSpec>(m, params, started).await,
+            Method::GetWorkSpecMeta => self.run::<GetWorkSpecMeta>(m, params, started).await,
+            Method::AddWorkUnits => self.run::<AddWorkUnits>(m, params, started).await,
+            Method::GetWorkUnits => self.run::<GetWorkUnits>(m, params, started).await,
+            Method::GetWorkUnitStatus => self.run::<GetWorkUnitStatus>(m, params, started).await,
+            Method::PrioritizeWorkUnits => self.run::<PrioritizeWorkUnits>(m, params, started).await,
+            Method::CountWorkUnits => self.run::<CountWorkUnits>(m, params, started).await,
+            Method::DelWorkUnits => self.run::<DelWorkUnits>(m, params, started).await,
+            Method::Archive => self.run::<Archive>(m, params, started).await,
+            Method::GetWork => self.run::<GetWork>(m, params, started).await,
+            Method::UpdateWorkUnit => self.run::<UpdateWorkUnit>(m, params, started).await,
+            Method::WorkerHeartbeat => self.run::<WorkerHeartbeat>(m, params, started).await,
+            Method::WorkerUnregister => self.run::<WorkerUnregister>(m, params, started).await,
+            Method::ListWorkerModes => self.run::<ListWorkerModes>(m, params, started).await,
+            Method::GetWorkerInfo => self.run::<GetWorkerInfo>(m, params, started).await,
+            Method::ModeCounts => self.run::<ModeCounts>(m, params, started).await,
+            Method::WorkerStats => self.run::<GetWorkerStats>(m, params, started).await,
+            Method::GetChildWorkUnits => self.run::<GetChildWorkUnits>(m, params, started).await,
+            Method::Lock => self.run::<Lock>(m, params, started).await,
+            Method::Renew => self.run::<Renew>(m, params, started).await,
+            Method::LockSome => self.run::<LockSome>(m, params, started).await,
+            Method::ReadLock => self.run::<ReadLock>(m, params, started).await,
+            Method::Unlock => self.run::<Unlock>(m, params, started).await,
+            Method::DeleteNamespace => self.run::<DeleteNamespace>(m, params, started).await,
+            Method::Now => self.run::<Now>(m, params, started).await,
+            Method::GetConfig => self.run::<GetConfig>(m, params, started).await,
         }
     }
 
-    /// Decodes, executes and answers one operation.
-    async fn run<O: Operation>(&self, params: Vec<Value>) -> RpcResult<Value> {
-        let op = O::parse(params)?;
-        O::answer(op.execute(self).await)
+    /// Decodes, executes and answers one operation, and records it. The
+    /// outcome is the execution's, before an error is answered in band
+    /// (a missing spec counts as `not_found`).
+    async fn run<O: Operation>(&self, m: Method, params: Vec<Value>, started: Instant) -> RpcResult<Value> {
+        let op = match O::parse(params) {
+            Ok(op) => op,
+            Err(e) => {
+                self.metrics.record(Some(m), Some(e.kind()), started);
+                return Err(e);
+            }
+        };
+        let out = op.execute(self).await;
+        self.metrics.record(Some(m), out.as_ref().err().map(RpcError::kind), started);
+        O::answer(out)
     }
 }
 

@@ -33,6 +33,7 @@ pub mod priorities;
 pub mod retry;
 pub mod scheduler;
 pub mod specs;
+pub mod stats;
 pub mod units;
 pub mod workers;
 
@@ -49,6 +50,7 @@ pub use priorities::*;
 pub use retry::*;
 pub use scheduler::*;
 pub use specs::*;
+pub use stats::*;
 pub use units::*;
 pub use workers::*;
 
@@ -158,6 +160,8 @@ macro_rules! conformance_tests {
             empty_parent_means_no_parent,
             archive_keeps_the_newest,
             archive_removes_old_units,
+            spec_stats_match_counts,
+            spec_stats_counters_count_each_event,
         );
     };
     (@names; $($rule:ident),* $(,)?) => {

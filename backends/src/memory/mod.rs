@@ -13,7 +13,14 @@
 //! * `delayed` and `leases`: (time, key) of delayed units and of pending
 //!   leases, so promotions and expiries pop only what is due;
 //! * counts per status, maintained on every transition, so
-//!   `count_work_units` copies five integers.
+//!   `count_work_units` copies five integers;
+//! * the counters of the daemon's metrics (`crate::stats`), bumped where
+//!   each event happens, under the lock already held.
+//!
+//! A unit's `not_before` doubles as the time it became available (set
+//! when it is added, released, expired or retried; a delayed unit becomes
+//! available at its `not_before`), which is what the queue-wait histogram
+//! measures at hand-out: no extra field, and the journal carries it.
 //!
 //! Every change to a unit goes through `Spec::change`, which takes the
 //! unit out of the indexes, applies the change and puts it back, so the
@@ -40,6 +47,7 @@ use cborrpc::Value;
 use crate::clock::{Clock, SystemClock, Time};
 use crate::model::*;
 use crate::scheduler::{self, Candidate};
+use crate::stats::{SpecCounters, SpecStats};
 use crate::Coordinate;
 use persist::Log;
 pub use persist::{Cursor, Sink};
@@ -83,8 +91,9 @@ fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
 /// release the lock between chunks so `get_work` callers are not starved.
 const ADD_CHUNK: usize = 128;
 
-/// The `not_before` of a unit that is not delayed (kept as a plain time
-/// rather than an `Option` to keep units small).
+/// The `not_before` of a unit stored by a version that did not keep the
+/// time it became available (kept as a plain time rather than an `Option`
+/// to keep units small): never delayed, and no queue wait is measured.
 const NO_DELAY: Time = Time(i64::MIN);
 
 /// Sort key for descending priority: the IEEE total order, reversed.
@@ -111,7 +120,8 @@ struct Attempt {
 struct Unit {
     data: Blob,
     priority: f64,
-    /// Not handed out before this time; [`NO_DELAY`] when not delayed.
+    /// Not handed out before this time; once that is past, when it became
+    /// available ([`Unit::make_idle`]).
     not_before: Time,
     status: UnitStatus,
     /// The active attempt (pending, finished or failed).
@@ -137,6 +147,22 @@ impl Unit {
         } else {
             UnitStatus::Available
         }
+    }
+
+    /// Ends the active attempt, if any, at `since` (≤ `now`): the unit is
+    /// delayed until its `not_before`, or available since the later of
+    /// `since` and `not_before`.
+    fn make_idle(&mut self, since: Time, now: Time) {
+        self.attempt = None;
+        self.status = self.idle_status(now);
+        if self.status == UnitStatus::Available {
+            self.not_before = self.not_before.max(since);
+        }
+    }
+
+    /// Microseconds since it became available, if known.
+    fn waited(&self, now: Time) -> Option<i64> {
+        (self.not_before != NO_DELAY).then(|| now.0.saturating_sub(self.not_before.0))
     }
 }
 
@@ -199,11 +225,20 @@ struct Spec {
     meta: SpecMeta,
     units: BTreeMap<UKey, Unit>,
     idx: Index,
+    /// Events since the process started (not journaled).
+    counters: SpecCounters,
 }
 
 impl Spec {
     fn new(name: &str, data: SpecData, meta: SpecMeta) -> Spec {
-        Spec { name: name.into(), data, meta, units: BTreeMap::new(), idx: Index::default() }
+        Spec {
+            name: name.into(),
+            data,
+            meta,
+            units: BTreeMap::new(),
+            idx: Index::default(),
+            counters: SpecCounters::default(),
+        }
     }
 
     /// Applies `f` to a unit, keeping the indexes and the workers' pending
@@ -245,10 +280,8 @@ impl Spec {
             if t >= now {
                 break;
             }
-            self.change(cx, &k, |u| {
-                u.attempt = None;
-                u.status = u.idle_status(now);
-            });
+            self.change(cx, &k, |u| u.make_idle(t, now));
+            self.counters.expired += 1;
         }
         while let Some((t, k)) = self.idx.delayed.first().cloned() {
             if t > now {
@@ -261,7 +294,8 @@ impl Spec {
     /// Adds or replaces a unit (docs/protocol.md §2.4: upsert semantics).
     fn upsert(&mut self, cx: &mut Ctx, unit: Prepared, now: Time) {
         let Prepared { key, text_key, data, priority, delay } = unit;
-        let not_before = if delay > 0.0 { now.plus_secs(delay) } else { NO_DELAY };
+        self.counters.added += 1;
+        let not_before = if delay > 0.0 { now.plus_secs(delay) } else { now };
         if self.units.contains_key(key.as_slice()) {
             self.change_as(cx, &key, true, move |u| {
                 let old = std::mem::replace(&mut u.data, data);
@@ -274,10 +308,7 @@ impl Spec {
                             a.data.get_or_insert(old);
                         }
                     }
-                    _ => {
-                        u.attempt = None;
-                        u.status = u.idle_status(now);
-                    }
+                    _ => u.make_idle(now, now),
                 }
             });
         } else {
@@ -477,6 +508,7 @@ impl MemoryBackend {
                         u.status = UnitStatus::Failed;
                         return None;
                     }
+                    let waited = u.waited(now);
                     u.attempt = Some(Box::new(Attempt {
                         worker: worker_name.clone(),
                         data: None,
@@ -484,13 +516,20 @@ impl MemoryBackend {
                         end: None,
                     }));
                     u.status = UnitStatus::Pending;
-                    Some((u.text_key, decode_blob(&u.data)))
+                    Some((u.text_key, decode_blob(&u.data), waited))
                 });
                 match grant.flatten() {
-                    Some((text, data)) => {
+                    Some((text, data, waited)) => {
+                        spec.counters.handed_out += 1;
+                        if let Some(w) = waited {
+                            spec.counters.queue_wait.observe(w);
+                        }
                         grants.push(WorkGrant { spec: name.clone(), key: UnitKey::stored(k.to_vec(), text), data })
                     }
-                    None => failed_any = true,
+                    None => {
+                        spec.counters.failed += 1;
+                        failed_any = true;
+                    }
                 }
             }
             if !grants.is_empty() || !failed_any {
@@ -537,8 +576,7 @@ fn update_locked(spec: &mut Spec, cx: &mut Ctx, key: &[u8], upd: UnitUpdate, now
                 true
             }
             UpdatePlan::Release | UpdatePlan::Retry => {
-                u.attempt = None;
-                u.status = u.idle_status(now);
+                u.make_idle(now, now);
                 true
             }
             UpdatePlan::Finish | UpdatePlan::LateFinish | UpdatePlan::Fail => {
@@ -558,6 +596,14 @@ fn update_locked(spec: &mut Spec, cx: &mut Ctx, key: &[u8], upd: UnitUpdate, now
             (finished && !then.is_empty()).then(|| (then.clone(), chained_units(&decode_blob(u.effective_data()))));
         (changed, chain)
     });
+    let c = &mut spec.counters;
+    match plan {
+        UpdatePlan::Finish | UpdatePlan::LateFinish => c.finished += 1,
+        UpdatePlan::Fail => c.failed += 1,
+        UpdatePlan::Retry => c.retried += 1,
+        UpdatePlan::Release => c.released += 1,
+        UpdatePlan::SetIdleData | UpdatePlan::Renew | UpdatePlan::Nothing => {}
+    }
     Ok(r.expect("unit exists"))
 }
 
@@ -963,5 +1009,16 @@ impl Coordinate for MemoryBackend {
 
     fn now(&self) -> Time {
         self.clock.now()
+    }
+
+    async fn spec_stats(&self) -> Result<Vec<SpecStats>> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.refresh_all(now);
+        Ok(st
+            .specs
+            .iter()
+            .map(|(name, s)| SpecStats { name: name.clone(), counts: s.idx.counts, counters: Some(s.counters) })
+            .collect())
     }
 }

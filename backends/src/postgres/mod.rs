@@ -205,4 +205,8 @@ impl Coordinate for PostgresBackend {
     fn now(&self) -> Time {
         self.clock.now()
     }
+
+    async fn spec_stats(&self) -> Result<Vec<crate::stats::SpecStats>> {
+        units::all_counts(self).await
+    }
 }

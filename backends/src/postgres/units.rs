@@ -14,11 +14,13 @@ use tokio_postgres::types::ToSql;
 use cborrpc::Value;
 
 use super::error::R;
+use super::expiry::refresh;
 use super::specs::{fresh_spec, spec_by_name};
 use super::sql::{code_of, dec, enc, release_set, status, status_of};
 use super::PostgresBackend;
 use crate::clock::Time;
 use crate::model::*;
+use crate::stats::SpecStats;
 
 /// Counts per status of one spec.
 pub(super) async fn counts<G: GenericClient>(tx: &G, spec: i64) -> R<BTreeMap<UnitStatus, u64>> {
@@ -235,6 +237,38 @@ pub(super) async fn count(db: &PostgresBackend, name: &str) -> Result<BTreeMap<U
         Box::pin(async move {
             let spec = fresh_spec(c, name, now).await?;
             counts(c, spec.id).await
+        })
+    })
+    .await
+}
+
+/// Every spec's counts per status, for the metrics: one aggregate over
+/// `unit_count` (a few rows per spec, never the units), after applying
+/// due expiries and delays as `count_work_units` does. This backend keeps
+/// no event counters (see docs/metrics.md).
+pub(super) async fn all_counts(db: &PostgresBackend) -> Result<Vec<SpecStats>> {
+    let now = db.clock.now();
+    db.autocommit(|c, _| {
+        Box::pin(async move {
+            refresh(c, None, now).await?;
+            let stmt = c
+                .prepare_cached(
+                    "SELECT s.name, c.status, coalesce(sum(c.n), 0)::bigint
+                     FROM work_spec s LEFT JOIN unit_count c ON c.spec_id = s.id
+                     GROUP BY s.name, c.status ORDER BY s.name",
+                )
+                .await?;
+            let mut out: Vec<SpecStats> = Vec::new();
+            for r in c.query(&stmt, &[]).await? {
+                let name: String = r.get(0);
+                if out.last().is_none_or(|s| s.name != name) {
+                    out.push(SpecStats { name, counts: [0; 5], counters: None });
+                }
+                if let (Some(code), Some(last)) = (r.get::<_, Option<i16>>(1), out.last_mut()) {
+                    last.counts[status_of(code) as usize] = r.get::<_, i64>(2).max(0) as u64;
+                }
+            }
+            Ok(out)
         })
     })
     .await
