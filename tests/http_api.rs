@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
 use common::*;
@@ -91,23 +89,8 @@ fn refs(page: &Json) -> Vec<String> {
     page["work_units"].as_array().unwrap().iter().map(|u| u["ref"].as_str().unwrap().to_owned()).collect()
 }
 
-/// A fresh database on the test cluster.
-async fn fresh_database() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let url = std::env::var("COORDINATE_TEST_PG")
-        .expect("COORDINATE_TEST_PG is not set: run ./run-tests, or start a cluster with scripts/pg-cluster");
-    let name = format!("http_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    drop(client);
-    let _ = task.await;
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 async fn postgres() -> Options {
-    Options { backend: fresh_database().await, ..Options::loopback() }
+    Options { backend: fresh_database("http").await, ..Options::loopback() }
 }
 
 /// The RPC status code of one unit (1 available, 3 pending, 4 finished, 5 failed).

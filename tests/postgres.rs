@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,30 +16,11 @@ use common::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
-fn cluster_url() -> String {
-    std::env::var("COORDINATE_TEST_PG")
-        .expect("COORDINATE_TEST_PG is not set: run ./run-tests, or start a cluster with scripts/pg-cluster")
-}
-
-/// Creates a fresh database and returns its URL.
-async fn fresh_database() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("e2e_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-    let url = cluster_url();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    drop(client);
-    let _ = task.await;
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
     const UNITS: usize = 20_000;
     const WORKERS: usize = 32;
-    let db = fresh_database().await;
+    let db = fresh_database("e2e").await;
     let options = Options { backend: db.clone(), ..Options::loopback() };
     let daemons = [Daemon::start(options.clone()).await, Daemon::start(options).await];
     let mut c = daemons[0].client().await;
@@ -92,7 +72,7 @@ async fn two_daemons_share_one_database_and_hand_out_each_unit_once() {
 
 #[tokio::test]
 async fn work_survives_kill_9_and_leases_expire_afterwards() {
-    let db = fresh_database().await;
+    let db = fresh_database("e2e").await;
     let d = Process::start(&["--backend", &db]);
     let mut c = d.client().await;
     c.ok("set_work_spec", vec![map(&[("name", t("durable"))])]).await;
@@ -161,7 +141,7 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_database_gives_errors_then_recovers() {
-    let db = fresh_database().await;
+    let db = fresh_database("e2e").await;
     let cfg: tokio_postgres::Config = db.parse().unwrap();
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
     let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -198,6 +178,6 @@ async fn lost_database_gives_errors_then_recovers() {
 /// SIGTERM during a 16-worker drain (see [`sigterm_under_load`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
-    let db = fresh_database().await;
+    let db = fresh_database("e2e").await;
     sigterm_under_load(|| Process::start(&["--backend", &db]), 10_000, 3_000).await;
 }

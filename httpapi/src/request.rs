@@ -89,3 +89,13 @@ pub fn statuses(names: Option<&str>) -> Result<Option<Vec<UnitStatus>>, ApiError
         Some(list) => list.split(',').map(|n| status(n.trim())).collect::<Result<Vec<_>, _>>().map(Some),
     }
 }
+
+/// `?start=&limit=` of a listing paged by name (specs, workers).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// The first name to list (inclusive).
+    pub start: Option<String>,
+    /// At most this many ([`DEFAULT_PAGE`] if absent, up to [`MAX_PAGE`]).
+    pub limit: Option<usize>,
+}

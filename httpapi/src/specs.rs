@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{json, ok, ApiError, ApiResult};
 use crate::json::{secs, JsonValue};
-use crate::request::{body, page_limit, ApiPath, ApiQuery, Body};
+use crate::request::{body, page_limit, ApiPath, ApiQuery, Body, PageQuery};
 use crate::Jobs;
 
 /// The routes of this file.
@@ -134,16 +134,9 @@ fn no_such_spec(name: &str) -> ApiError {
     ApiError::not_found(format!("No such work spec {name}"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    start: Option<String>,
-    limit: Option<usize>,
-}
-
 /// `GET /work_specs?start=&limit=`: specs by name from `start`
 /// (inclusive), with `next` naming the first one not listed.
-async fn list<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
+async fn list<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
     let limit = page_limit(q.limit)?;
     let (specs, next) = ListWorkSpecs { start: q.start.unwrap_or_default(), limit }.execute(&jobs).await?;
     let mut out = Vec::with_capacity(specs.len());

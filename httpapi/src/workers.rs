@@ -5,12 +5,12 @@ use axum::routing::get;
 use axum::Router;
 use backends::model::WorkerInfo;
 use backends::Coordinate;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{ok, ApiResult};
 use crate::json::{secs, JsonValue};
 use crate::keys::key_ref;
-use crate::request::{page_limit, ApiQuery};
+use crate::request::{page_limit, ApiQuery, PageQuery};
 use crate::Jobs;
 
 /// The routes of this file.
@@ -64,16 +64,9 @@ impl From<WorkerInfo> for Worker {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    start: Option<String>,
-    limit: Option<usize>,
-}
-
 /// `GET /workers?start=&limit=`: live workers by id from `start`
 /// (inclusive); `next` names the first one not listed.
-async fn list<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
+async fn list<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
     let limit = page_limit(q.limit)?;
     let (workers, next) = jobs.backend().list_workers(q.start.as_deref().unwrap_or(""), limit).await?;
     #[derive(Serialize)]

@@ -387,3 +387,25 @@ pub async fn sigterm_under_load(start: impl Fn() -> Process, units: usize, after
     eprintln!("  {} finishes acknowledged before SIGTERM; after restart {counts:?}", acked.len());
     d.log()
 }
+
+/// The URL of the test PostgreSQL cluster (`COORDINATE_TEST_PG`, which
+/// ./run-tests sets); without it a PostgreSQL test fails, never skips.
+pub fn cluster_url() -> String {
+    std::env::var("COORDINATE_TEST_PG")
+        .expect("COORDINATE_TEST_PG is not set: run ./run-tests, or start a cluster with scripts/pg-cluster")
+}
+
+/// Creates a fresh database on the test cluster, named after `prefix`,
+/// this process and a counter, and returns its URL.
+pub async fn fresh_database(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let url = cluster_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
