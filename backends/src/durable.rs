@@ -447,12 +447,11 @@ impl Coordinate for DurableBackend {
         if refused.is_none() {
             self.mem.journal_locks(tree, now);
         }
-        let pos = self.journal.appended();
         async move {
             if let Some(e) = refused {
                 return Err(fail(e.to_string()));
             }
-            self.journal.wait(pos).await.map_err(|e| fail(e.to_string()))
+            self.journal.wait_appended().await.map_err(|e| fail(e.to_string()))
         }
     }
     fn saved_locks(&self) -> Vec<HeldLock> {

@@ -1,6 +1,7 @@
 //! The journal writer: callers append frames to a shared buffer in the
-//! order of their changes; one thread writes the buffer out and syncs it,
-//! then publishes how far the journal is durable.
+//! order of their changes, then wait in a queue ordered by position; one
+//! thread writes the buffer out, syncs it, and wakes the waiters it
+//! covered (only those).
 //!
 //! Group commit falls out of the shape: while the thread is in `write` or
 //! `fdatasync`, new frames pile up, and its next turn takes them all. A
@@ -9,7 +10,7 @@
 //!
 //! A failed write or sync (a full disk, an I/O error) is retried from the
 //! start of the batch every [`RETRY`] until it succeeds; meanwhile the
-//! failure is published, so waiters get an error instead of an
+//! failure is recorded, so waiters get an error instead of an
 //! acknowledgment and the backend refuses new changes. Nothing appended is
 //! dropped: when space returns the backlog is written and the error clears.
 
@@ -21,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use super::dir::Dir;
@@ -68,16 +69,6 @@ impl std::str::FromStr for FsyncMode {
     }
 }
 
-/// How far the journal is durable, and the current failure if any.
-#[derive(Debug, Clone, Default)]
-pub struct Progress {
-    /// Bytes appended (over the journal's whole life) that are durable
-    /// under the fsync mode.
-    pub durable: u64,
-    /// Why the last write failed; cleared when a write succeeds again.
-    pub error: Option<Arc<str>>,
-}
-
 type Reply = oneshot::Sender<Result<(), Arc<str>>>;
 
 #[derive(Default)]
@@ -95,9 +86,11 @@ struct Pending {
     /// woken once, when its position is durable: a sync wakes only the
     /// requests it covers, not those that arrived during it.
     queue: VecDeque<(u64, Reply)>,
-    /// How far the journal is durable, as of the last served batch.
+    /// Bytes appended (over the journal's whole life) that are durable
+    /// under the fsync mode.
     durable: u64,
-    /// Why writes are failing, if they are (waiters fail at once).
+    /// Why writes are failing, if they are: waiters fail at once and the
+    /// backend refuses changes. Set for good when the writer stops.
     failing: Option<Arc<str>>,
     /// (offset in `buf`, new segment number): start a new segment there.
     rotations: Vec<(usize, u64)>,
@@ -108,7 +101,6 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
-    progress: watch::Sender<Progress>,
     /// Bytes written to segments since the newest snapshot's segment began.
     since_rotation: AtomicU64,
     stats: Stats,
@@ -141,7 +133,6 @@ impl Journal {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending { next_segment: segment + 1, ..Pending::default() }),
             wake: Condvar::new(),
-            progress: watch::Sender::new(Progress::default()),
             since_rotation: AtomicU64::new(offset),
             stats: Stats::default(),
         });
@@ -179,13 +170,9 @@ impl Journal {
         pos
     }
 
-    /// Everything appended so far.
-    pub fn appended(&self) -> u64 {
-        self.shared.pending.lock().appended
-    }
-
     /// Waits until everything appended so far is durable (what a request
-    /// does after its changes); counts the caller for group commit.
+    /// does after its changes); counts the caller for group commit. Fails
+    /// at once while writes are failing.
     pub async fn wait_appended(&self) -> Result<(), Arc<str>> {
         let rx = {
             let mut p = self.shared.pending.lock();
@@ -236,36 +223,21 @@ impl Journal {
 
     /// The current failure, if writes are failing.
     pub fn error(&self) -> Option<Arc<str>> {
-        self.shared.progress.borrow().error.clone()
+        self.shared.pending.lock().failing.clone()
     }
 
-    /// Waits until everything up to `pos` is durable; fails at once while
-    /// writes are failing.
-    pub async fn wait(&self, pos: u64) -> Result<(), Arc<str>> {
-        let mut rx = self.shared.progress.subscribe();
-        let p = rx.wait_for(|p| p.durable >= pos || p.error.is_some()).await.map_err(|_| closed())?;
-        if p.durable >= pos {
-            Ok(())
-        } else {
-            Err(p.error.clone().unwrap_or_else(closed))
-        }
-    }
-
-    /// The same wait, for a thread outside the runtime.
+    /// Waits until everything up to `pos` is durable, for a thread outside
+    /// the runtime (the snapshotter, rarely: polling is good enough).
     pub fn wait_blocking(&self, pos: u64) -> Result<(), Arc<str>> {
-        let mut rx = self.shared.progress.subscribe();
         loop {
             {
-                let p = rx.borrow_and_update();
+                let p = self.shared.pending.lock();
                 if p.durable >= pos {
                     return Ok(());
                 }
-                if let Some(e) = &p.error {
+                if let Some(e) = &p.failing {
                     return Err(e.clone());
                 }
-            }
-            if rx.has_changed().is_err() {
-                return Err(closed());
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -314,10 +286,20 @@ struct Writer {
 impl Writer {
     fn run(&mut self) {
         self.serve();
-        // Whatever still waits was not written: at shutdown after a failure.
-        let left = std::mem::take(&mut self.shared.pending.lock().queue);
-        for (_, tx) in left {
-            let _ = tx.send(Err(closed()));
+        // Whatever still waits was not written (at shutdown after a
+        // failure), and nothing will be from now on.
+        self.fail(closed());
+    }
+
+    /// Refuses changes with `why` and fails every waiting request.
+    fn fail(&mut self, why: Arc<str>) {
+        let waiting = {
+            let mut p = self.shared.pending.lock();
+            p.failing = Some(why.clone());
+            std::mem::take(&mut p.queue)
+        };
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(why.clone()));
         }
     }
 
@@ -382,10 +364,6 @@ impl Writer {
             if shutdown {
                 let _ = self.trim();
             }
-            self.shared.progress.send_modify(|p| {
-                p.durable = end;
-                p.error = None;
-            });
             self.reply(end);
             buf.clear();
             self.spare = buf;
@@ -505,7 +483,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Runs `op` until it succeeds, publishing the failure meanwhile.
+    /// Runs `op` until it succeeds, failing waiters meanwhile.
     /// Gives up (returns false) only when shutting down: when the batch
     /// was taken at shutdown, or when a close comes while it is retried
     /// (else a close during a full disk would wait for space forever).
@@ -524,15 +502,7 @@ impl Writer {
                         error!(dir = %self.dir.path().display(), error = %e, "journal write failed; refusing changes and retrying");
                         let msg: Arc<str> =
                             format!("the journal cannot be written ({e}); changes are refused until it can").into();
-                        self.shared.progress.send_modify(|p| p.error = Some(msg.clone()));
-                        let waiting = {
-                            let mut p = self.shared.pending.lock();
-                            p.failing = Some(msg.clone());
-                            std::mem::take(&mut p.queue)
-                        };
-                        for (_, tx) in waiting {
-                            let _ = tx.send(Err(msg.clone()));
-                        }
+                        self.fail(msg);
                         failing = true;
                     }
                     if shutdown || self.shared.pending.lock().shutdown {
