@@ -534,25 +534,32 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
 // ---------------------------------------------------------------------
 // Journal files
 
-/// The frames of a journal file: (start, end) of each whole frame, up to
-/// the first bytes that are not one (a zeroed, preallocated tail ends the
-/// data too). The format (backends/src/journal/frame.rs): a 16-byte header,
-/// then frames of magic 0xC00DF4A3, payload length, CRC-32, payload,
-/// little-endian.
-fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
-    const MAGIC: u32 = 0xC00D_F4A3;
+/// The frames of a journal file: (start, end, holds records) of each whole
+/// frame, up to the first bytes that are not one (a zeroed, preallocated
+/// tail ends the data too). The format (backends/src/journal/frame.rs,
+/// docs/storage.md): a 16-byte header, then frames of magic, payload
+/// length, CRC-32, payload, little-endian; magic 0xC00DF4A3 for records,
+/// 0xC00DF4A5 for the sync mark that starts each written batch.
+fn frames(bytes: &[u8]) -> Vec<(usize, usize, bool)> {
+    const RECORDS: u32 = 0xC00D_F4A3;
+    const MARK: u32 = 0xC00D_F4A5;
     let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let mut out = Vec::new();
     let mut at = 16;
-    while at + 12 <= bytes.len() && word(at) == MAGIC {
+    while at + 12 <= bytes.len() && [RECORDS, MARK].contains(&word(at)) {
         let end = at + 12 + word(at + 4) as usize;
         if end > bytes.len() {
             break;
         }
-        out.push((at, end));
+        out.push((at, end, word(at) == RECORDS));
         at = end;
     }
     out
+}
+
+/// The record frames of a journal file: (start, end) each.
+fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    frames(bytes).into_iter().filter(|f| f.2).map(|f| (f.0, f.1)).collect()
 }
 
 /// The newest journal segment of a directory.
@@ -583,11 +590,11 @@ fn copy_dir(from: &Path, to: &Path) {
 /// half of them with frequent snapshots and stops after writing one; a
 /// second one (snapshotting rarely) adds the rest, so the newest segment
 /// starts after a snapshot and holds nothing but adds.
-async fn one_add_per_call(dir: &Path, n: usize, snapshot: bool) -> Vec<String> {
+async fn one_add_per_call(dir: &Path, n: usize, snapshot: bool, fsync: &str) -> Vec<String> {
     let keys: Vec<String> = (0..n).map(|k| format!("t{k:04}")).collect();
     let halves = if snapshot { vec![(0, n / 2, true), (n / 2, n, false)] } else { vec![(0, n, false)] };
     for (from, to, snapshot_often) in halves {
-        let mut flags = vec!["--fsync", "never"];
+        let mut flags = vec!["--fsync", fsync];
         if snapshot_often {
             flags.extend(["--snapshot-after-bytes", "2048"]);
         }
@@ -620,21 +627,22 @@ async fn torn_tails_at_random_cut_points_recover_a_consistent_prefix() {
     let mut rng = rng_for("torn_tails");
     for snapshot in [false, true] {
         let dir = data_dir("tail");
-        let keys = one_add_per_call(&dir, UNITS, snapshot).await;
+        let keys = one_add_per_call(&dir, UNITS, snapshot, "never").await;
         assert_eq!(snapshot, has_snapshot(&dir));
         let journal = newest_journal(&dir);
         let bytes = fs::read(&journal).unwrap();
         let fr = frames(&bytes);
+        let rec = records(&bytes);
         let data_end = fr.last().unwrap().1;
         assert!(bytes[data_end..].iter().all(|&b| b == 0), "{} has bytes after its frames", journal.display());
         // Cuts start past the spec's record, the first of the plain
         // journal; every record after a cut is then one add.
         let first_cut = if snapshot {
-            assert!(fr.len() >= UNITS / 2, "the newest segment holds the second daemon's adds");
+            assert!(rec.len() >= UNITS / 2, "the newest segment holds the second daemon's adds");
             fr[0].0 + 1
         } else {
-            assert_eq!(fr.len(), UNITS + 1, "the journal holds the spec and one record per add");
-            fr[0].1 + 1
+            assert_eq!(rec.len(), UNITS + 1, "the journal holds the spec and one record per add");
+            rec[0].1 + 1
         };
         for cut_no in 0..5 {
             let cut = loop {
@@ -643,7 +651,7 @@ async fn torn_tails_at_random_cut_points_recover_a_consistent_prefix() {
                     break c;
                 }
             };
-            let lost = fr.iter().filter(|f| f.1 > cut).count();
+            let lost = rec.iter().filter(|f| f.1 > cut).count();
             let survivors = &keys[..UNITS - lost];
             let copy = dir.with_extension(format!("cut{cut_no}"));
             copy_dir(&dir, &copy);
@@ -679,10 +687,10 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
     const UNITS: usize = 60;
     let mut rng = rng_for("corrupted_middle_record");
     let dir = data_dir("corrupt");
-    let keys = one_add_per_call(&dir, UNITS, false).await;
+    let keys = one_add_per_call(&dir, UNITS, false, "never").await;
     let journal = newest_journal(&dir);
     let mut bytes = fs::read(&journal).unwrap();
-    let fr = frames(&bytes);
+    let fr = records(&bytes);
     assert_eq!(fr.len(), UNITS + 1, "the journal holds the spec and one record per add");
     // Frame n >= 1 is the add of keys[n - 1]; damage one well before the end.
     let n = rng.random_range(1..UNITS / 2);
@@ -706,6 +714,48 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
     let mut c = d.client().await;
     assert_eq!(all_keys(&mut c, "t").await, &keys[..n - 1]);
     kill9(d);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Power loss with two syncs in flight can keep a later batch's pages and
+/// lose an earlier one's. Each batch starts with a sync mark saying how
+/// far the file was durable: damage no later mark vouches for was never
+/// acknowledged and is cut off with a log line; damage a later mark says
+/// was durable stops the start.
+#[tokio::test]
+async fn a_hole_after_the_last_sync_is_cut_and_one_before_it_refused() {
+    const UNITS: usize = 20;
+    let dir = data_dir("hole");
+    let keys = one_add_per_call(&dir, UNITS, false, "always").await;
+    let journal = newest_journal(&dir);
+    let bytes = fs::read(&journal).unwrap();
+    let marks: Vec<(usize, usize, bool)> = frames(&bytes).into_iter().filter(|f| !f.2).collect();
+    assert!(marks.len() > UNITS, "a mark starts each batch, one batch per add: {} marks", marks.len());
+    let with_zeros = |range: (usize, usize, bool)| {
+        let mut b = bytes.clone();
+        b[range.0..range.1].fill(0);
+        b
+    };
+
+    // The last batch's mark lost, its record kept: nothing vouches for it.
+    let last = *marks.last().unwrap();
+    let copy = dir.with_extension("last");
+    copy_dir(&dir, &copy);
+    fs::write(copy.join(journal.file_name().unwrap()), with_zeros(last)).unwrap();
+    let d = start(&copy, &[]);
+    let line = d.wait_for_log("hole after its last sync");
+    assert!(line.contains(&format!("offset={}", last.0)), "{line}");
+    let mut c = d.client().await;
+    assert_eq!(all_keys(&mut c, "t").await, &keys[..UNITS - 1], "the records before the hole");
+    kill9(d);
+    let _ = fs::remove_dir_all(&copy);
+
+    // The batch before it: the last batch's mark says it was durable.
+    let before = marks[marks.len() - 2];
+    fs::write(&journal, with_zeros(before)).unwrap();
+    let (status, stderr) = run_to_exit(&["--data-dir", dir.to_str().unwrap()]);
+    assert!(!status.success(), "started with a synced batch lost:\n{stderr}");
+    assert!(stderr.contains(&format!("damaged at offset {}", before.0)), "{stderr}");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
 use crate::clock::{Clock, Time};
-use crate::journal::frame::{append_frame, check_header, scan, End, FileKind, FILE_HEADER};
+use crate::journal::frame::{append_frame, check_header, scan, End, FileKind, FILE_HEADER, JOURNAL_VERSION};
 use crate::journal::{Dir, Disk, FsyncMode, Journal, RealDisk};
 use crate::locks::{HeldLock, LockTree};
 use crate::memory::{Cursor, MemoryBackend, Sink};
@@ -152,7 +152,13 @@ impl DurableBackend {
         dir.remove_below(base).map_err(io)?;
         // Appends go on in the newest segment left (a deliberate truncation
         // removes the ones after the damage).
-        let current = segments.iter().rev().copied().find(|&s| dir.file(FileKind::Journal, s).exists()).unwrap_or(base);
+        let mut current =
+            segments.iter().rev().copied().find(|&s| dir.file(FileKind::Journal, s).exists()).unwrap_or(base);
+        if segment_version(&dir, current).map_err(io)?.is_some_and(|v| v < JOURNAL_VERSION) {
+            // Appends follow the current format, which an older segment's
+            // header does not announce: they go to a new segment.
+            current += 1;
+        }
         let journal = Arc::new(Journal::start(dir.clone(), current, opts.fsync).map_err(io)?);
         mem.attach(Arc::new(JournalSink(journal.clone())));
         info!(
@@ -226,13 +232,28 @@ impl Drop for DurableBackend {
     }
 }
 
+/// The format version in segment `n`'s header, if it has one.
+fn segment_version(dir: &Dir, n: u64) -> std::io::Result<Option<u32>> {
+    use std::io::Read;
+    let mut header = [0u8; FILE_HEADER];
+    match std::fs::File::open(dir.file(FileKind::Journal, n)) {
+        Ok(mut f) => match f.read_exact(&mut header) {
+            Ok(()) => Ok(check_header(FileKind::Journal, &header).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Loads snapshot `n`; returns its size in bytes.
 fn load_snapshot(dir: &Dir, n: u64, mem: &MemoryBackend) -> Result<u64> {
     let path = dir.file(FileKind::Snapshot, n);
     let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read snapshot {}: {e}", path.display())))?;
     let bad = |why: String| fail(format!("snapshot {} is damaged: {why}; refusing to start", path.display()));
     check_header(FileKind::Snapshot, &bytes).map_err(bad)?;
-    let (frames, end) = scan(&bytes);
+    let (frames, end) = scan(&bytes, false);
     if end != End::Clean {
         return Err(bad(format!("{end:?}")));
     }
@@ -268,9 +289,9 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
         cut(0)?;
         return Ok(Replayed::Records(0));
     }
-    check_header(FileKind::Journal, &bytes)
+    let version = check_header(FileKind::Journal, &bytes)
         .map_err(|why| fail(format!("journal {shown}: {why}; refusing to start")))?;
-    let (frames, end) = scan(&bytes);
+    let (frames, end) = scan(&bytes, version >= 2);
     let mut count = 0;
     for f in &frames {
         mem.replay(&bytes[f.clone()]).map_err(|e| {
@@ -296,7 +317,19 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
             cut(offset)?;
             Ok(Replayed::Records(count))
         }
-        End::TornTail { offset, reason } | End::Corrupt { offset, reason } => {
+        End::UnsyncedHole { offset, reason } if last => {
+            warn!(
+                journal = %shown,
+                offset,
+                cut_bytes = bytes.len() - offset,
+                reason,
+                "journal has a hole after its last sync (pages a power loss kept out of order, never acknowledged); \
+                 cutting it off there"
+            );
+            cut(offset)?;
+            Ok(Replayed::Records(count))
+        }
+        End::TornTail { offset, reason } | End::UnsyncedHole { offset, reason } | End::Corrupt { offset, reason } => {
             if truncate_corrupt {
                 error!(journal = %shown, offset, reason, "journal damaged; discarding it from here on as --truncate-corrupt-journal asks");
                 cut(offset)?;

@@ -1,17 +1,31 @@
 //! The journal writer: callers append frames to a shared buffer in the
 //! order of their changes, then wait in a queue ordered by position; one
-//! thread writes the buffer out, syncs it, and wakes the waiters it
+//! thread writes the buffer out and syncs it, and wakes the waiters it
 //! covered (only those).
 //!
-//! Group commit falls out of the shape: while the thread is in `write` or
-//! `fdatasync`, new frames pile up, and its next turn takes them all. A
-//! sync therefore covers every request that arrived during the previous
-//! one, and throughput grows with concurrency.
+//! Group commit falls out of the shape: while a sync runs, new frames pile
+//! up, and the writer's next turn takes them all. In `always` mode a
+//! second thread, the *syncer*, lets two syncs be in flight: the writer
+//! writes a batch and hands its `fdatasync` to the syncer if it is idle,
+//! then writes the next batch and syncs that one itself. A sync covers
+//! every byte written before it started, so whichever finishes makes
+//! everything before its batch's end durable, and requests wait for one
+//! sync rather than the rest of another plus their own. Disks that overlap
+//! flushes (most, in part) answer more requests per second; the syncer
+//! opens the segment separately, so each sync sees the write errors of
+//! the pages it covered (Linux reports an error once per open file).
 //!
-//! A failed write or sync (a full disk, an I/O error) is retried from the
-//! start of the batch every [`RETRY`] until it succeeds; meanwhile the
-//! failure is recorded, so waiters get an error instead of an
-//! acknowledgment and the backend refuses new changes. Nothing appended is
+//! Every batch starts with a sync mark saying how far the file was durable
+//! when it was written, so recovery can tell a hole a power loss left in
+//! the unsynced tail (cut off) from damage to acknowledged records
+//! (refused); see `frame`.
+//!
+//! A failed write or sync (a full disk, an I/O error) is retried every
+//! [`RETRY`] until it succeeds; meanwhile the failure is recorded, so
+//! waiters get an error instead of an acknowledgment and the backend
+//! refuses new changes. After a failed sync the kernel may have dropped
+//! the dirty pages, so the writer keeps every byte not yet known durable
+//! and a retry writes them all again before it syncs. Nothing appended is
 //! dropped: when space returns the backlog is written and the error clears.
 
 use std::collections::VecDeque;
@@ -23,10 +37,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use super::dir::Dir;
-use super::frame::append_frame;
+use super::dir::{Dir, Disk};
+use super::frame::{append_frame, append_mark, FileKind};
 
 /// Space reserved ahead of the writes in a segment. Writing inside
 /// allocated space means `fdatasync` need not also commit a file-size
@@ -89,6 +103,12 @@ struct Pending {
     /// Bytes appended (over the journal's whole life) that are durable
     /// under the fsync mode.
     durable: u64,
+    /// The offset in the current segment up to which it is synced.
+    synced: u64,
+    /// Counts failures: a sync that started before one does not count.
+    generation: u64,
+    /// The syncer failed: the writer must recover even with nothing to write.
+    sync_failed: bool,
     /// Why writes are failing, if they are: waiters fail at once and the
     /// backend refuses changes. Set for good when the writer stops.
     failing: Option<Arc<str>>,
@@ -101,6 +121,7 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    syncer: Syncer,
     /// Bytes written to segments since the newest snapshot's segment began.
     since_rotation: AtomicU64,
     stats: Stats,
@@ -123,7 +144,13 @@ pub struct Stats {
 /// after the backlog is written.
 pub struct Journal {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Option<Threads>>,
+}
+
+/// The writer and, in `always` mode, the syncer.
+struct Threads {
+    writer: JoinHandle<()>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 impl Journal {
@@ -131,31 +158,48 @@ impl Journal {
     pub fn start(dir: Arc<Dir>, segment: u64, mode: FsyncMode) -> std::io::Result<Journal> {
         let (file, offset) = dir.open_segment(segment)?;
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending { next_segment: segment + 1, ..Pending::default() }),
+            pending: Mutex::new(Pending { next_segment: segment + 1, synced: offset, ..Pending::default() }),
             wake: Condvar::new(),
+            syncer: Syncer::default(),
             since_rotation: AtomicU64::new(offset),
             stats: Stats::default(),
         });
+        let syncer = match mode {
+            FsyncMode::Always => {
+                let shared = shared.clone();
+                let disk = dir.disk.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("journal-syncer".into())
+                        .spawn(move || shared.sync_loop(&*disk))?,
+                )
+            }
+            _ => None,
+        };
         let mut w = Writer {
-            dir,
             shared: shared.clone(),
             mode,
+            segment,
+            second: Arc::new(dir.reopen(FileKind::Journal, segment)?),
+            dir,
             file,
             offset,
             allocated: offset,
             preallocate: true,
             spare: Vec::new(),
+            unsynced: Vec::new(),
+            unsynced_at: offset,
+            synced: offset,
+            generation: 0,
             last_sync: Instant::now(),
-            dirty: false,
-            ready: Vec::new(),
         };
-        let thread = std::thread::Builder::new().name("journal-writer".into()).spawn(move || {
+        let writer = std::thread::Builder::new().name("journal-writer".into()).spawn(move || {
             // Timed waits of [`GATHER`] must not be stretched by the
             // default 50 µs timer slack.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
             w.run()
         })?;
-        Ok(Journal { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Journal { shared, threads: Mutex::new(Some(Threads { writer, syncer })) })
     }
 
     /// Appends one record; returns the position to wait for.
@@ -243,12 +287,17 @@ impl Journal {
         }
     }
 
-    /// Writes the backlog, syncs and stops the writer thread.
+    /// Writes the backlog, syncs and stops the threads.
     pub fn close(&self) {
         self.shared.pending.lock().shutdown = true;
         self.shared.wake.notify_one();
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
+        if let Some(Threads { writer, syncer }) = self.threads.lock().take() {
+            let _ = writer.join();
+            self.shared.syncer.slot.lock().stop = true;
+            self.shared.syncer.cv.notify_all();
+            if let Some(s) = syncer {
+                let _ = s.join();
+            }
         }
     }
 }
@@ -263,11 +312,129 @@ fn closed() -> Arc<str> {
     "the journal is closed".into()
 }
 
+fn refusal(e: &std::io::Error) -> Arc<str> {
+    format!("the journal cannot be written ({e}); changes are refused until it can").into()
+}
+
+/// The second sync in flight (`always` mode): one job at a time, handed
+/// over by the writer when the syncer is idle.
+#[derive(Default)]
+struct Syncer {
+    slot: Mutex<Slot>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Slot {
+    job: Option<SyncJob>,
+    busy: bool,
+    /// A failed sync, for the writer to recover from.
+    failed: Option<std::io::Error>,
+    stop: bool,
+}
+
+struct SyncJob {
+    file: Arc<File>,
+    /// What a success makes durable: the segment up to `offset`, the
+    /// journal up to position `pos`.
+    offset: u64,
+    pos: u64,
+    generation: u64,
+}
+
+impl Shared {
+    fn sync_loop(&self, disk: &dyn Disk) {
+        loop {
+            let job = {
+                let mut s = self.syncer.slot.lock();
+                loop {
+                    if let Some(job) = s.job.take() {
+                        s.busy = true;
+                        break job;
+                    }
+                    if s.stop {
+                        return;
+                    }
+                    self.syncer.cv.wait(&mut s);
+                }
+            };
+            let r = self.timed_sync(disk, &job.file);
+            match &r {
+                Ok(()) => self.advance(job.generation, job.pos, Some(job.offset)),
+                Err(e) => {
+                    // Waiters hear now; the writer rewrites and retries.
+                    self.fail(refusal(e));
+                    self.pending.lock().sync_failed = true;
+                    self.wake.notify_one();
+                }
+            }
+            let mut s = self.syncer.slot.lock();
+            s.busy = false;
+            s.failed = r.err();
+            drop(s);
+            self.syncer.cv.notify_all();
+        }
+    }
+
+    fn timed_sync(&self, disk: &dyn Disk, file: &File) -> std::io::Result<()> {
+        let t = Instant::now();
+        disk.sync(file)?;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.sync_micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records that the journal is durable up to `pos` (and, after a sync,
+    /// the segment up to `offset`) and wakes the requests that covers;
+    /// ignored if a failure came after the work it reports began.
+    fn advance(&self, generation: u64, pos: u64, offset: Option<u64>) {
+        let ready: Vec<(u64, Reply)> = {
+            let mut p = self.pending.lock();
+            if p.generation != generation {
+                return;
+            }
+            p.durable = p.durable.max(pos);
+            if let Some(o) = offset {
+                p.synced = p.synced.max(o);
+            }
+            let n = p.queue.partition_point(|(at, _)| *at <= p.durable);
+            p.queue.drain(..n).collect()
+        };
+        for (_, tx) in ready {
+            let _ = tx.send(Ok(()));
+        }
+    }
+
+    /// Refuses changes with `why` and fails every waiting request.
+    fn fail(&self, why: Arc<str>) {
+        let waiting = {
+            let mut p = self.pending.lock();
+            p.failing = Some(why.clone());
+            std::mem::take(&mut p.queue)
+        };
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(why.clone()));
+        }
+    }
+}
+
+/// One batch taken from [`Pending`].
+struct Batch {
+    buf: Vec<u8>,
+    rotations: Vec<(usize, u64)>,
+    /// The journal position after it.
+    end: u64,
+    shutdown: bool,
+}
+
 struct Writer {
     dir: Arc<Dir>,
     shared: Arc<Shared>,
     mode: FsyncMode,
+    segment: u64,
     file: File,
+    /// The segment opened again, for the syncer.
+    second: Arc<File>,
     /// Where the next byte goes in `file`.
     offset: u64,
     /// The file's length including zeroed space reserved past `offset`.
@@ -276,11 +443,14 @@ struct Writer {
     preallocate: bool,
     /// The other half of the double buffer.
     spare: Vec<u8>,
+    /// The bytes at `unsynced_at..offset`: written, not known durable.
+    unsynced: Vec<u8>,
+    unsynced_at: u64,
+    /// How far the segment is known synced (what the next mark says).
+    synced: u64,
+    /// The writer's copy of [`Pending::generation`] (only it changes it).
+    generation: u64,
     last_sync: Instant,
-    /// Written but not synced.
-    dirty: bool,
-    /// Waiters being woken (kept to reuse its allocation).
-    ready: Vec<(u64, Reply)>,
 }
 
 impl Writer {
@@ -288,87 +458,264 @@ impl Writer {
         self.serve();
         // Whatever still waits was not written (at shutdown after a
         // failure), and nothing will be from now on.
-        self.fail(closed());
-    }
-
-    /// Refuses changes with `why` and fails every waiting request.
-    fn fail(&mut self, why: Arc<str>) {
-        let waiting = {
-            let mut p = self.shared.pending.lock();
-            p.failing = Some(why.clone());
-            std::mem::take(&mut p.queue)
-        };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(why.clone()));
-        }
-    }
-
-    /// Wakes the requests whose records are durable up to `end`.
-    fn reply(&mut self, end: u64) {
-        let mut ready = std::mem::take(&mut self.ready);
-        {
-            let mut p = self.shared.pending.lock();
-            p.durable = end;
-            p.failing = None;
-            let n = p.queue.partition_point(|(pos, _)| *pos <= end);
-            ready.extend(p.queue.drain(..n));
-        }
-        for (_, tx) in ready.drain(..) {
-            let _ = tx.send(Ok(()));
-        }
-        self.ready = ready;
+        self.shared.fail(closed());
     }
 
     fn serve(&mut self) {
         loop {
-            let (mut buf, rotations, end, shutdown) = {
-                let mut p = self.shared.pending.lock();
-                while p.buf.is_empty() && p.rotations.is_empty() && !p.shutdown {
-                    match self.mode {
-                        FsyncMode::Interval(d) if self.dirty => {
-                            let left = d.saturating_sub(self.last_sync.elapsed());
-                            if left.is_zero() || self.shared.wake.wait_for(&mut p, left).timed_out() {
-                                break;
-                            }
-                        }
-                        _ => self.shared.wake.wait(&mut p),
-                    }
-                }
-                if self.mode == FsyncMode::Always {
-                    self.gather(&mut p);
-                }
-                p.taken_waiters = std::mem::take(&mut p.waiters);
-                p.taken_end = p.appended;
-                let buf = std::mem::replace(&mut p.buf, std::mem::take(&mut self.spare));
-                (buf, std::mem::take(&mut p.rotations), p.appended, p.shutdown)
+            let batch = self.take();
+            let ok = if self.mode == FsyncMode::Always && batch.rotations.is_empty() && !batch.shutdown {
+                self.pipelined(&batch)
+            } else {
+                self.in_turn(&batch)
             };
-            let mut ok = true;
-            let mut start = 0;
-            for (at, n) in rotations {
-                // The old segment is complete on disk before the new one exists.
-                ok = ok && self.put(&buf[start..at], true, shutdown);
-                ok = ok && self.retrying(shutdown, |w| w.switch_to(n));
-                start = at;
-            }
-            let sync = shutdown
-                || match self.mode {
-                    FsyncMode::Always => true,
-                    FsyncMode::Interval(d) => self.last_sync.elapsed() >= d,
-                    FsyncMode::Never => false,
-                };
-            ok = ok && self.put(&buf[start..], sync, shutdown);
             if !ok {
                 // Only at shutdown: what was not written was not acknowledged.
                 return;
             }
-            if shutdown {
-                let _ = self.trim();
-            }
-            self.reply(end);
+            let mut buf = batch.buf;
             buf.clear();
             self.spare = buf;
-            if shutdown && self.shared.pending.lock().buf.is_empty() {
+            if batch.shutdown && self.shared.pending.lock().buf.is_empty() {
                 return;
+            }
+        }
+    }
+
+    /// Waits for work and takes it.
+    fn take(&mut self) -> Batch {
+        let mut p = self.shared.pending.lock();
+        while p.buf.is_empty() && p.rotations.is_empty() && !p.shutdown && !p.sync_failed {
+            match self.mode {
+                FsyncMode::Interval(d) if !self.unsynced.is_empty() => {
+                    let left = d.saturating_sub(self.last_sync.elapsed());
+                    if left.is_zero() || self.shared.wake.wait_for(&mut p, left).timed_out() {
+                        break;
+                    }
+                }
+                _ => self.shared.wake.wait(&mut p),
+            }
+        }
+        if self.mode == FsyncMode::Always {
+            self.gather(&mut p);
+        }
+        p.taken_waiters = std::mem::take(&mut p.waiters);
+        p.taken_end = p.appended;
+        self.synced = self.synced.max(p.synced);
+        let buf = std::mem::replace(&mut p.buf, std::mem::take(&mut self.spare));
+        Batch { buf, rotations: std::mem::take(&mut p.rotations), end: p.appended, shutdown: p.shutdown }
+    }
+
+    /// `always` mode, the common case: write, then sync on the syncer if
+    /// it is idle, else here.
+    fn pipelined(&mut self, batch: &Batch) -> bool {
+        let failed = self.shared.syncer.slot.lock().failed.take();
+        if let Some(e) = failed {
+            if !self.recover(e, false) {
+                return false;
+            }
+        }
+        if batch.buf.is_empty() {
+            return true;
+        }
+        self.forget_synced();
+        if !self.write(&batch.buf, false) {
+            return false;
+        }
+        let job =
+            SyncJob { file: self.second.clone(), offset: self.offset, pos: batch.end, generation: self.generation };
+        if let Some(job) = self.hand_over(job) {
+            return self.sync_here(job.pos, false);
+        }
+        true
+    }
+
+    /// Every other case, one step after another: the syncer is idle first,
+    /// rotations happen in place, and the batch is synced here if the mode
+    /// says so.
+    fn in_turn(&mut self, batch: &Batch) -> bool {
+        let shutdown = batch.shutdown;
+        if !self.settle(shutdown) {
+            return false;
+        }
+        self.forget_synced();
+        let mut start = 0;
+        for &(at, n) in &batch.rotations {
+            // The old segment is complete on disk before the new one exists.
+            if !(self.write(&batch.buf[start..at], shutdown) && self.switch_to(n, shutdown)) {
+                return false;
+            }
+            start = at;
+        }
+        if !self.write(&batch.buf[start..], shutdown) {
+            return false;
+        }
+        let sync = !self.unsynced.is_empty()
+            && (shutdown
+                || match self.mode {
+                    FsyncMode::Always => true,
+                    FsyncMode::Interval(d) => self.last_sync.elapsed() >= d,
+                    FsyncMode::Never => false,
+                });
+        if sync {
+            if !self.sync_here(batch.end, shutdown) {
+                return false;
+            }
+        } else {
+            if self.mode == FsyncMode::Never {
+                // Never synced, never rewritten: a write is as far as it goes.
+                self.unsynced.clear();
+                self.unsynced_at = self.offset;
+            }
+            self.shared.advance(self.generation, batch.end, None);
+        }
+        if shutdown {
+            let _ = self.trim();
+        }
+        true
+    }
+
+    /// Gives `job` to the syncer if it is idle; hands it back if not.
+    fn hand_over(&self, job: SyncJob) -> Option<SyncJob> {
+        let mut s = self.shared.syncer.slot.lock();
+        if s.busy || s.job.is_some() || s.failed.is_some() {
+            return Some(job);
+        }
+        s.job = Some(job);
+        drop(s);
+        self.shared.syncer.cv.notify_all();
+        None
+    }
+
+    /// Waits until the syncer is idle; recovers from its failure.
+    fn settle(&mut self, shutdown: bool) -> bool {
+        let failed = {
+            let mut s = self.shared.syncer.slot.lock();
+            while s.busy || s.job.is_some() {
+                self.shared.syncer.cv.wait(&mut s);
+            }
+            s.failed.take()
+        };
+        match failed {
+            Some(e) => self.recover(e, shutdown),
+            None => true,
+        }
+    }
+
+    /// Drops the kept bytes that are now known durable.
+    fn forget_synced(&mut self) {
+        let synced = self.synced.min(self.offset);
+        if synced > self.unsynced_at {
+            self.unsynced.drain(..(synced - self.unsynced_at) as usize);
+            self.unsynced_at = synced;
+        }
+    }
+
+    /// Writes `bytes`, after a sync mark, at the end of the segment.
+    fn write(&mut self, bytes: &[u8], shutdown: bool) -> bool {
+        if bytes.is_empty() {
+            return true;
+        }
+        let from = self.unsynced.len();
+        // In `never` mode nothing is synced, so a hole anywhere is damage.
+        let durable = if self.mode == FsyncMode::Never { self.offset } else { self.synced };
+        append_mark(&mut self.unsynced, durable);
+        self.unsynced.extend_from_slice(bytes);
+        let at = self.offset;
+        let end = at + (self.unsynced.len() - from) as u64;
+        let r = self.reserve(end).and_then(|()| self.dir.disk.write_at(&self.file, &self.unsynced[from..], at));
+        match r {
+            Ok(()) => {
+                self.wrote(end, (end - at) as usize);
+                true
+            }
+            Err(e) => self.recover(e, shutdown),
+        }
+    }
+
+    fn wrote(&mut self, end: u64, bytes: usize) {
+        let st = &self.shared.stats;
+        st.batches.fetch_add(1, Ordering::Relaxed);
+        st.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.shared.since_rotation.fetch_add(end.saturating_sub(self.offset), Ordering::Relaxed);
+        self.offset = self.offset.max(end);
+    }
+
+    /// Syncs the segment here; on success everything up to `pos` is durable.
+    fn sync_here(&mut self, pos: u64, shutdown: bool) -> bool {
+        match self.shared.timed_sync(&*self.dir.disk, &self.file) {
+            Ok(()) => self.synced_to(pos),
+            Err(e) => {
+                if !self.recover(e, shutdown) {
+                    return false;
+                }
+                // `recover` synced what it wrote again.
+                self.shared.advance(self.generation, pos, Some(self.offset));
+            }
+        }
+        true
+    }
+
+    fn synced_to(&mut self, pos: u64) {
+        self.last_sync = Instant::now();
+        self.synced = self.offset;
+        self.forget_synced();
+        self.shared.advance(self.generation, pos, Some(self.offset));
+    }
+
+    /// After a failed write or sync: refuses changes, then writes every
+    /// byte not known durable again, and syncs them unless the mode never
+    /// does, until that works. Gives up (false) only when shutting down:
+    /// when the batch was taken at shutdown, or when a close comes while
+    /// it retries (else a close during a full disk would wait forever).
+    fn recover(&mut self, first: std::io::Error, shutdown: bool) -> bool {
+        error!(dir = %self.dir.path().display(), error = %first, "journal write failed; refusing changes and retrying");
+        self.generation += 1;
+        self.shared.pending.lock().generation = self.generation;
+        self.shared.fail(refusal(&first));
+        // The syncer must not sync the same file meanwhile, and its result
+        // (made stale by the new generation) does not matter.
+        {
+            let mut s = self.shared.syncer.slot.lock();
+            while s.busy || s.job.is_some() {
+                self.shared.syncer.cv.wait(&mut s);
+            }
+            s.failed = None;
+        }
+        self.shared.pending.lock().sync_failed = false;
+        let sync = self.mode != FsyncMode::Never;
+        loop {
+            let at = self.unsynced_at;
+            let end = at + self.unsynced.len() as u64;
+            let r = self
+                .reserve(end)
+                .and_then(|()| self.dir.disk.write_at(&self.file, &self.unsynced, at))
+                .and_then(|()| if sync { self.shared.timed_sync(&*self.dir.disk, &self.file) } else { Ok(()) });
+            match r {
+                Ok(()) => {
+                    self.wrote(end, self.unsynced.len());
+                    if sync {
+                        self.last_sync = Instant::now();
+                        self.synced = end;
+                        self.unsynced.clear();
+                        self.unsynced_at = end;
+                    }
+                    // A fresh open sees no error this one already reported.
+                    match self.dir.reopen(FileKind::Journal, self.segment) {
+                        Ok(f) => self.second = Arc::new(f),
+                        Err(e) => warn!(error = %e, "cannot reopen the journal for the syncer"),
+                    }
+                    self.shared.pending.lock().failing = None;
+                    info!(dir = %self.dir.path().display(), "journal writes succeed again");
+                    return true;
+                }
+                Err(e) => {
+                    if shutdown || self.shared.pending.lock().shutdown {
+                        error!(error = %e, "giving up on unwritten journal records at shutdown; none was acknowledged");
+                        return false;
+                    }
+                    std::thread::sleep(RETRY);
+                }
             }
         }
     }
@@ -399,50 +746,6 @@ impl Writer {
         }
     }
 
-    /// Writes `bytes` at the end of the segment and, if `sync`, syncs it.
-    /// A failure retries both from the same offset: after a failed
-    /// `fdatasync` the kernel may have dropped the dirty pages, so only a
-    /// rewrite makes the next sync mean something.
-    fn put(&mut self, bytes: &[u8], sync: bool, shutdown: bool) -> bool {
-        let sync = sync && (self.dirty || !bytes.is_empty());
-        if bytes.is_empty() && !sync {
-            return true;
-        }
-        let at = self.offset;
-        let ok = self.retrying(shutdown, |w| {
-            let r = w.reserve(at + bytes.len() as u64).and_then(|()| w.dir.disk.write_at(&w.file, bytes, at)).and_then(
-                |()| {
-                    if !sync {
-                        return Ok(());
-                    }
-                    let t = Instant::now();
-                    w.dir.disk.sync(&w.file)?;
-                    let st = &w.shared.stats;
-                    st.syncs.fetch_add(1, Ordering::Relaxed);
-                    st.sync_micros.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    Ok(())
-                },
-            );
-            if r.is_err() && !w.preallocate {
-                // Drop a partial write so the retry starts clean (reserved
-                // space needs no cut: the retry overwrites it).
-                let _ = w.file.set_len(at);
-            }
-            r
-        });
-        if ok {
-            self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-            self.shared.stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            self.offset = at + bytes.len() as u64;
-            self.shared.since_rotation.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            self.dirty = !sync;
-            if sync {
-                self.last_sync = Instant::now();
-            }
-        }
-        ok
-    }
-
     /// Makes sure the file has space up to `end`, reserving ahead.
     fn reserve(&mut self, end: u64) -> std::io::Result<()> {
         if !self.preallocate || end <= self.allocated {
@@ -462,51 +765,41 @@ impl Writer {
         }
     }
 
-    /// Cuts the reserved space off the current segment, so only the last
-    /// segment can end in zeros.
+    /// Syncs everything and cuts the reserved space off the current
+    /// segment, so only the last segment can end in zeros.
     fn trim(&mut self) -> std::io::Result<()> {
         if self.allocated > self.offset {
             self.file.set_len(self.offset)?;
-            self.file.sync_all()?;
             self.allocated = self.offset;
         }
-        Ok(())
+        self.file.sync_all()
     }
 
-    fn switch_to(&mut self, n: u64) -> std::io::Result<()> {
-        self.trim()?;
-        let (file, offset) = self.dir.open_segment(n)?;
-        self.file = file;
-        self.offset = offset;
-        self.allocated = offset;
-        self.shared.since_rotation.store(offset, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Runs `op` until it succeeds, failing waiters meanwhile.
-    /// Gives up (returns false) only when shutting down: when the batch
-    /// was taken at shutdown, or when a close comes while it is retried
-    /// (else a close during a full disk would wait for space forever).
-    fn retrying(&mut self, shutdown: bool, mut op: impl FnMut(&mut Self) -> std::io::Result<()>) -> bool {
-        let mut failing = false;
+    /// Ends the current segment (synced and trimmed) and starts segment `n`.
+    fn switch_to(&mut self, n: u64, shutdown: bool) -> bool {
         loop {
-            match op(self) {
-                Ok(()) => {
-                    if failing {
-                        info!(dir = %self.dir.path().display(), "journal writes succeed again");
-                    }
+            let r = self.trim().and_then(|()| {
+                let (file, offset) = self.dir.open_segment(n)?;
+                let second = self.dir.reopen(FileKind::Journal, n)?;
+                Ok((file, second, offset))
+            });
+            match r {
+                Ok((file, second, offset)) => {
+                    self.file = file;
+                    self.second = Arc::new(second);
+                    self.segment = n;
+                    self.offset = offset;
+                    self.allocated = offset;
+                    self.unsynced.clear();
+                    self.unsynced_at = offset;
+                    self.synced = offset;
+                    self.last_sync = Instant::now();
+                    self.shared.pending.lock().synced = offset;
+                    self.shared.since_rotation.store(offset, Ordering::Relaxed);
                     return true;
                 }
                 Err(e) => {
-                    if !failing {
-                        error!(dir = %self.dir.path().display(), error = %e, "journal write failed; refusing changes and retrying");
-                        let msg: Arc<str> =
-                            format!("the journal cannot be written ({e}); changes are refused until it can").into();
-                        self.fail(msg);
-                        failing = true;
-                    }
-                    if shutdown || self.shared.pending.lock().shutdown {
-                        error!("giving up on unwritten journal records at shutdown; none was acknowledged");
+                    if !self.recover(e, shutdown) {
                         return false;
                     }
                     std::thread::sleep(RETRY);
