@@ -329,6 +329,18 @@ impl Spec {
         }
     }
 
+    /// Makes a failed unit available again (delayed while its delay
+    /// holds), its queue wait starting now, as an update to available
+    /// does. False, and nothing journaled, if it is not failed.
+    fn retry(&mut self, cx: &mut Ctx, key: &[u8], now: Time) -> bool {
+        if self.units.get(key).is_none_or(|u| u.status != UnitStatus::Failed) {
+            return false;
+        }
+        self.change(cx, key, |u| u.make_idle(now, now));
+        self.counters.retried += 1;
+        true
+    }
+
     fn remove_unit(&mut self, cx: &mut Ctx, key: &[u8]) -> bool {
         let Some((k, u)) = self.units.remove_entry(key) else { return false };
         self.idx.remove(&k, &u);
@@ -827,15 +839,7 @@ impl Coordinate for MemoryBackend {
             let mut st = self.lock();
             let (spec, cx) = st.spec(name, now)?;
             for k in chunk {
-                let retried = spec.change(cx, k, |u| {
-                    let failed = u.status == UnitStatus::Failed;
-                    if failed {
-                        u.attempt = None;
-                        u.status = u.idle_status(now);
-                    }
-                    failed
-                });
-                n += u64::from(retried == Some(true));
+                n += u64::from(spec.retry(cx, k, now));
             }
         }
         Ok(n)
