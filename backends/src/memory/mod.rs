@@ -567,6 +567,19 @@ impl MemoryBackend {
     }
 }
 
+/// Leaves the `n` least items of `v` by `key`, sorted, and returns the
+/// next one: a page of a large set without sorting all of it, under the
+/// lock.
+fn first_sorted<T, K: Ord>(v: &mut Vec<T>, n: usize, mut key: impl FnMut(&T) -> K) -> Option<T> {
+    let next = (v.len() > n).then(|| {
+        v.select_nth_unstable_by_key(n, &mut key);
+        v.truncate(n + 1);
+        v.pop().expect("n + 1 items")
+    });
+    v.sort_unstable_by_key(key);
+    next
+}
+
 /// The outcome of an update that finished a unit: output for the next spec.
 type Chain = Option<(String, Vec<NewUnit>)>;
 
@@ -962,14 +975,12 @@ impl Coordinate for MemoryBackend {
         // Due leases end first, so what a worker holds is current.
         st.refresh_all(now);
         let mut live: Vec<_> = st.cx.workers.live(now).filter(|(n, _)| &***n >= start).collect();
-        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let next = live.get(limit).map(|(n, _)| n.to_string());
-        live.truncate(limit);
+        let next = first_sorted(&mut live, limit, |(n, _)| *n).map(|(n, _)| n.to_string());
         let workers = live
             .into_iter()
             .map(|(name, w)| {
                 let mut held: Vec<_> = w.pending.iter().collect();
-                held.sort_unstable();
+                first_sorted(&mut held, HELD_UNITS_LISTED, |&h| h);
                 let held = held
                     .into_iter()
                     .filter_map(|(spec, key)| {
@@ -977,7 +988,6 @@ impl Coordinate for MemoryBackend {
                         let a = u.attempt.as_ref()?;
                         Some(HeldUnit { spec: spec.to_string(), key: u.unit_key(key), expires: a.expiration })
                     })
-                    .take(HELD_UNITS_LISTED)
                     .collect();
                 WorkerInfo {
                     id: name.to_string(),
