@@ -186,6 +186,9 @@ impl Coordinate for Panicky {
     fn now(&self) -> Time {
         self.0.now()
     }
+    fn spec_stats(&self) -> impl Future<Output = Result<Vec<stats::SpecStats>>> + Send {
+        self.0.spec_stats()
+    }
 }
 
 /// Log output captured in memory.
