@@ -24,7 +24,8 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-pub use requests::{slot_name, OpenConnection, RequestStats, SlotSnapshot, LATENCY_BOUNDS_NANOS, OUTCOMES, SLOTS};
+use requests::{slot_name, SlotSnapshot, LATENCY_BOUNDS_NANOS, OUTCOMES};
+pub use requests::{OpenConnection, RequestStats};
 
 use crate::error::RpcResult;
 use crate::JobServer;
