@@ -186,6 +186,9 @@ impl Coordinate for Panicky {
     fn now(&self) -> Time {
         self.0.now()
     }
+    fn spec_stats(&self) -> impl Future<Output = Result<Vec<stats::SpecStats>>> + Send {
+        self.0.spec_stats()
+    }
 }
 
 /// Log output captured in memory.
@@ -228,6 +231,12 @@ async fn a_panicking_handler_answers_an_internal_error_and_the_connection_goes_o
     let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let line = log.lines().find(|l| l.contains("panicked")).unwrap_or_else(|| panic!("no panic line in:\n{log}"));
     assert!(line.contains("ERROR") && line.contains("method=count_work_units"), "{line}");
+    // The metrics count each panic as an internal error of its method.
+    let url = format!("http://{}/metrics", d.http_addr.expect("HTTP on"));
+    let scrape = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let series = r#"coordinate_requests_total{method="count_work_units",outcome="internal"} "#;
+    let line = scrape.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in:\n{scrape}"));
+    assert_eq!(line, format!("{series}2"));
 }
 
 /// A client pipelines `calls` requests for ~1 MiB answers and never reads

@@ -150,33 +150,6 @@ pub trait Coordinate: Send + Sync + 'static {
     /// Every spec's unit counts, current now (due leases and delays
     /// applied first, as `count_work_units` does), with the counters the
     /// backend keeps. Read at each metrics scrape, so it must not scan
-    /// units. The default asks `count_work_units` of each spec and keeps
-    /// no counters.
-    fn spec_stats(&self) -> impl Future<Output = Result<Vec<stats::SpecStats>>> + Send {
-        async move {
-            let mut out = Vec::new();
-            let mut start = String::new();
-            loop {
-                let (specs, next) = self.list_work_specs(&start, 1000).await?;
-                for data in specs {
-                    let Some(name) = spec_get(&data, "name").and_then(|v| cborrpc::value::string_bytes(v)) else {
-                        continue;
-                    };
-                    let name = String::from_utf8_lossy(name).into_owned();
-                    let mut counts = [0; 5];
-                    match self.count_work_units(&name).await {
-                        Ok(by_status) => by_status.into_iter().for_each(|(s, n)| counts[s as usize] = n),
-                        // Deleted since it was listed.
-                        Err(Error::NoSuchWorkSpec(_)) => continue,
-                        Err(e) => return Err(e),
-                    }
-                    out.push(stats::SpecStats { name, counts, counters: None });
-                }
-                match next {
-                    Some(n) => start = n,
-                    None => return Ok(out),
-                }
-            }
-        }
-    }
+    /// units nor query each spec in turn.
+    fn spec_stats(&self) -> impl Future<Output = Result<Vec<stats::SpecStats>>> + Send;
 }

@@ -457,7 +457,7 @@ pub struct UnitQuery {
     /// Only keys strictly greater than this.
     pub start: Option<Key>,
     /// Only keys that begin with these bytes (a seek, not a scan: backends
-    /// read from the prefix to [`prefix_end`] only).
+    /// read only the range of those keys, [`key_range`]).
     pub prefix: Option<Key>,
     /// At most this many units.
     pub limit: usize,
@@ -494,7 +494,7 @@ pub fn key_range(start: Option<&[u8]>, prefix: Option<&[u8]>) -> Option<(Bound<K
 /// The least key greater than every key that begins with `prefix`, or
 /// `None` when there is none (an empty prefix, or only `0xff` bytes): the
 /// exclusive upper bound of a prefix's range in bytewise order.
-pub fn prefix_end(prefix: &[u8]) -> Option<Key> {
+fn prefix_end(prefix: &[u8]) -> Option<Key> {
     let last = prefix.iter().rposition(|&b| b != 0xff)?;
     let mut end = prefix[..=last].to_vec();
     end[last] += 1;

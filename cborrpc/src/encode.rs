@@ -25,19 +25,8 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) {
             head(3, t.len() as u64, out);
             out.extend_from_slice(t.as_bytes());
         }
-        Value::Array(items) => {
-            head(4, items.len() as u64, out);
-            for item in items {
-                encode(item, out);
-            }
-        }
-        Value::Map(entries) => {
-            head(5, entries.len() as u64, out);
-            for (k, val) in entries {
-                encode(k, out);
-                encode(val, out);
-            }
-        }
+        Value::Array(items) => encode_array(items, out),
+        Value::Map(entries) => encode_map(entries, out),
         Value::Tag(tag, inner) => {
             head(6, *tag, out);
             encode(inner, out);
@@ -49,6 +38,24 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.push(0xf4),
         Value::Bool(true) => out.push(0xf5),
         _ => out.push(0xf6),
+    }
+}
+
+/// Appends the CBOR array of `items`, as [`encode`] does a `Value::Array`,
+/// for callers that hold the items without the `Value` around them.
+pub fn encode_array(items: &[Value], out: &mut Vec<u8>) {
+    head(4, items.len() as u64, out);
+    for item in items {
+        encode(item, out);
+    }
+}
+
+/// Appends the CBOR map of `entries`, as [`encode`] does a `Value::Map`.
+pub fn encode_map(entries: &[(Value, Value)], out: &mut Vec<u8>) {
+    head(5, entries.len() as u64, out);
+    for (k, v) in entries {
+        encode(k, out);
+        encode(v, out);
     }
 }
 

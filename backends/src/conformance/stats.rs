@@ -48,7 +48,8 @@ pub async fn spec_stats_match_counts<C: Coordinate>(c: &C, clock: &MockClock) {
 }
 
 /// A backend that keeps counters counts each event once: adds, hand-outs,
-/// finishes, failures, retries, releases, expiries and queue waits.
+/// finishes, failures, retries (by update or `retry_work_units`),
+/// releases, expiries and queue waits, a retried unit's from its retry.
 pub async fn spec_stats_counters_count_each_event<C: Coordinate>(c: &C, clock: &MockClock) {
     c.set_work_spec(spec("s", &[])).await.unwrap();
     add_keys(c, "s", &["a", "b", "c", "d"]).await;
@@ -71,4 +72,15 @@ pub async fn spec_stats_counters_count_each_event<C: Coordinate>(c: &C, clock: &
     // a, b and c waited 2 s; then b 11 s (retried at t=2, handed out at
     // t=13) and c 1 s (its lease ran out at t=12).
     assert_eq!(got.queue_wait.sum_micros, 18_000_000);
+    // b fails again at t=13 and is retried at t=16: it waits from then.
+    assert!(set_status(c, "s", "b", UnitStatus::Failed, None).await);
+    clock.advance(3.0);
+    assert_eq!(c.retry_work_units("s", None).await.unwrap(), 1);
+    clock.advance(4.0);
+    assert_eq!(keys_of(&work_leased(c, "w", 10.0).await), ["b"]);
+    let got = c.spec_stats().await.unwrap()[0].counters.expect("counters");
+    let events = [got.added, got.handed_out, got.finished, got.failed, got.retried, got.released, got.expired];
+    assert_eq!(events, [4, 6, 1, 2, 2, 1, 1]);
+    assert_eq!(got.queue_wait.count(), 6);
+    assert_eq!(got.queue_wait.sum_micros, 22_000_000);
 }

@@ -118,13 +118,15 @@ pub async fn unit_query_start_is_exclusive_and_limit_caps<C: Coordinate>(c: &C, 
     assert!(unit_keys(c, "s", q(None, 0)).await.is_empty());
 }
 
-/// get_work_units `states` filters by status; Available excludes delayed units.
+/// get_work_units `states` filters by status; Available excludes delayed
+/// units; statuses no unit is in find nothing.
 pub async fn unit_query_filters_by_state<C: Coordinate>(c: &C, _clock: &MockClock) {
     c.set_work_spec(spec("s", &[])).await.unwrap();
     add_keys(c, "s", &["a", "b", "c", "d"]).await;
     let mut late = NewUnit::new(b"e".to_vec(), data(0));
     late.delay = 60.0;
     c.add_work_units("s", vec![late]).await.unwrap();
+    assert!(unit_keys(c, "s", in_states(&[UnitStatus::Pending, UnitStatus::Failed])).await.is_empty());
     assert_eq!(keys_of(&work(c, "w", 3).await), ["a", "b", "c"]);
     assert!(set_status(c, "s", "a", UnitStatus::Finished, None).await);
     assert!(set_status(c, "s", "b", UnitStatus::Failed, None).await);

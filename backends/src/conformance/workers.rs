@@ -102,7 +102,8 @@ pub async fn empty_parent_means_no_parent<C: Coordinate>(c: &C, _clock: &MockClo
 }
 
 /// list_workers: live workers by id, paged, with mode, data, parent,
-/// times, and the units each holds.
+/// times, and the units each holds (the first HELD_UNITS_LISTED by spec
+/// and key, and how many).
 pub async fn list_workers_shows_live_workers_and_their_units<C: Coordinate>(c: &C, clock: &MockClock) {
     let t0 = c.now();
     c.worker_heartbeat(heartbeat("w2", "RUN", 60.0, Some("w1"))).await.unwrap();
@@ -138,4 +139,11 @@ pub async fn list_workers_shows_live_workers_and_their_units<C: Coordinate>(c: &
     clock.advance(30.0);
     let (all, _) = c.list_workers("", 10).await.unwrap();
     assert_eq!(all.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["w1", "w2"], "w3 expired");
+    let keys: Vec<String> = (0..HELD_UNITS_LISTED + 50).map(|i| format!("k{i:03}")).collect();
+    add_keys(c, "t", &keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(work_from(c, "w1", "t", keys.len()).await.len(), keys.len());
+    let (all, _) = c.list_workers("w1", 1).await.unwrap();
+    let held: Vec<&[u8]> = all[0].held.iter().map(|h| h.key.bytes.as_slice()).collect();
+    let first: Vec<&[u8]> = keys[..HELD_UNITS_LISTED].iter().map(|k| k.as_bytes()).collect();
+    assert_eq!((held, all[0].held_count), (first, keys.len() as u64));
 }

@@ -80,7 +80,9 @@ impl Prepared {
     }
 }
 
-/// Units a filtered `get_work_units` looks at per hold of the lock.
+/// Units a scan (`get_work_units` with a status filter, `retry_work_units`
+/// of every failed unit) looks at per hold of the lock, so a search
+/// through a million units does not stall `get_work` for its whole length.
 const SCAN_CHUNK: usize = 16_384;
 
 fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
@@ -329,6 +331,31 @@ impl Spec {
         }
     }
 
+    /// Makes a failed unit available again (delayed while its delay
+    /// holds), its queue wait starting now, as an update to available
+    /// does. False, and nothing journaled, if it is not failed.
+    fn retry(&mut self, cx: &mut Ctx, key: &[u8], now: Time) -> bool {
+        if self.units.get(key).is_none_or(|u| u.status != UnitStatus::Failed) {
+            return false;
+        }
+        self.change(cx, key, |u| u.make_idle(now, now));
+        self.counters.retried += 1;
+        true
+    }
+
+    /// Passes `f` the units from `lower` to `upper` in key order, at most
+    /// [`SCAN_CHUNK`] of them and while it returns true; returns the key to
+    /// resume from if it stopped before the end.
+    fn scan(&self, lower: &Bound<Key>, upper: &Bound<Key>, mut f: impl FnMut(&UKey, &Unit) -> bool) -> Option<Key> {
+        let range = self.units.range::<[u8], _>((bound_ref(lower), bound_ref(upper)));
+        for (scanned, (k, u)) in range.enumerate() {
+            if scanned == SCAN_CHUNK || !f(k, u) {
+                return Some(k.to_vec());
+            }
+        }
+        None
+    }
+
     fn remove_unit(&mut self, cx: &mut Ctx, key: &[u8]) -> bool {
         let Some((k, u)) = self.units.remove_entry(key) else { return false };
         self.idx.remove(&k, &u);
@@ -540,6 +567,19 @@ impl MemoryBackend {
     }
 }
 
+/// Leaves the `n` least items of `v` by `key`, sorted, and returns the
+/// next one: a page of a large set without sorting all of it, under the
+/// lock.
+fn first_sorted<T, K: Ord>(v: &mut Vec<T>, n: usize, mut key: impl FnMut(&T) -> K) -> Option<T> {
+    let next = (v.len() > n).then(|| {
+        v.select_nth_unstable_by_key(n, &mut key);
+        v.truncate(n + 1);
+        v.pop().expect("n + 1 items")
+    });
+    v.sort_unstable_by_key(key);
+    next
+}
+
 /// The outcome of an update that finished a unit: output for the next spec.
 type Chain = Option<(String, Vec<NewUnit>)>;
 
@@ -709,29 +749,28 @@ impl Coordinate for MemoryBackend {
             self.lock().spec(name, now)?;
             return Ok(out);
         };
-        // A status filter may skip many units between matches: scan at
-        // most SCAN_CHUNK units per hold of the lock, so a search through
-        // a million units does not stall `get_work` for its whole length.
+        // A status filter may skip many units between matches: scan in
+        // chunks.
         loop {
             let mut st = self.lock();
             let (spec, _) = st.spec(name, now)?;
-            let range = spec.units.range::<[u8], _>((bound_ref(&lower), bound_ref(&upper)));
-            let mut resume = None;
-            for (scanned, (k, u)) in range.enumerate() {
+            // No unit is in a status asked for: finding none would read
+            // every unit of the spec.
+            if q.states.as_ref().is_some_and(|s| s.iter().all(|&s| spec.idx.count(s) == 0)) {
+                return Ok(out);
+            }
+            let resume = spec.scan(&lower, &upper, |k, u| {
                 if out.len() >= q.limit {
-                    return Ok(out);
-                }
-                if scanned == SCAN_CHUNK {
-                    resume = Some(k.to_vec());
-                    break;
+                    return false;
                 }
                 if spec.matches(u, &q.states) {
                     out.push(pick((k, u)));
                 }
-            }
+                true
+            });
             match resume {
-                Some(k) => lower = Bound::Included(k),
-                None => return Ok(out),
+                Some(k) if out.len() < q.limit => lower = Bound::Included(k),
+                _ => return Ok(out),
             }
         }
     }
@@ -810,35 +849,45 @@ impl Coordinate for MemoryBackend {
 
     async fn retry_work_units(&self, name: &str, keys: Option<Vec<Key>>) -> Result<u64> {
         let now = self.clock.now();
-        let failed: Vec<UKey> = {
-            let mut st = self.lock();
-            let (spec, _) = st.spec(name, now)?;
-            let is_failed = |(k, u): (&UKey, &Unit)| (u.status == UnitStatus::Failed).then(|| k.clone());
-            match keys {
-                Some(keys) => {
-                    keys.iter().filter_map(|k| spec.units.get_key_value(k.as_slice())).filter_map(is_failed).collect()
+        let mut n = 0;
+        let Some(keys) = keys else {
+            // Every failed unit: each hold of the lock scans a chunk and
+            // retries at most ADD_CHUNK units, then the next resumes.
+            let mut lower = Bound::Unbounded;
+            loop {
+                let mut st = self.lock();
+                let (spec, cx) = st.spec(name, now)?;
+                let mut failed = Vec::new();
+                let resume = spec.scan(&lower, &Bound::Unbounded, |k, u| {
+                    if failed.len() == ADD_CHUNK {
+                        return false;
+                    }
+                    if u.status == UnitStatus::Failed {
+                        failed.push(k.clone());
+                    }
+                    true
+                });
+                for k in failed {
+                    n += u64::from(spec.retry(cx, &k, now));
                 }
-                None => spec.units.iter().filter_map(is_failed).collect(),
+                match resume {
+                    Some(k) => lower = Bound::Included(k),
+                    None => return Ok(n),
+                }
             }
         };
-        // In chunks, as adds are, each unit checked again under the lock.
-        let mut n = 0;
-        for chunk in failed.chunks(ADD_CHUNK) {
+        // In chunks, as adds are.
+        let mut keys = keys.into_iter().peekable();
+        loop {
             let mut st = self.lock();
             let (spec, cx) = st.spec(name, now)?;
-            for k in chunk {
-                let retried = spec.change(cx, k, |u| {
-                    let failed = u.status == UnitStatus::Failed;
-                    if failed {
-                        u.attempt = None;
-                        u.status = u.idle_status(now);
-                    }
-                    failed
-                });
-                n += u64::from(retried == Some(true));
+            for k in keys.by_ref().take(ADD_CHUNK) {
+                n += u64::from(spec.retry(cx, &k, now));
+            }
+            if keys.peek().is_none() {
+                return Ok(n);
             }
         }
-        Ok(n)
     }
 
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {
@@ -926,14 +975,12 @@ impl Coordinate for MemoryBackend {
         // Due leases end first, so what a worker holds is current.
         st.refresh_all(now);
         let mut live: Vec<_> = st.cx.workers.live(now).filter(|(n, _)| &***n >= start).collect();
-        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let next = live.get(limit).map(|(n, _)| n.to_string());
-        live.truncate(limit);
+        let next = first_sorted(&mut live, limit, |(n, _)| *n).map(|(n, _)| n.to_string());
         let workers = live
             .into_iter()
             .map(|(name, w)| {
                 let mut held: Vec<_> = w.pending.iter().collect();
-                held.sort_unstable();
+                first_sorted(&mut held, HELD_UNITS_LISTED, |&h| h);
                 let held = held
                     .into_iter()
                     .filter_map(|(spec, key)| {
@@ -941,7 +988,6 @@ impl Coordinate for MemoryBackend {
                         let a = u.attempt.as_ref()?;
                         Some(HeldUnit { spec: spec.to_string(), key: u.unit_key(key), expires: a.expiration })
                     })
-                    .take(HELD_UNITS_LISTED)
                     .collect();
                 WorkerInfo {
                     id: name.to_string(),
@@ -1020,5 +1066,38 @@ impl Coordinate for MemoryBackend {
             .iter()
             .map(|(name, s)| SpecStats { name: name.clone(), counts: s.idx.counts, counters: Some(s.counters) })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::conformance::fixture::*;
+
+    /// Scans longer than a chunk go through several holds of the lock and
+    /// miss nothing: a status filter, and a retry of every failed unit
+    /// (more than ADD_CHUNK of them, spread over every chunk).
+    #[tokio::test]
+    async fn scans_resume_across_chunks() {
+        let b = MemoryBackend::with_seed(Arc::new(MockClock::new()), 1);
+        b.set_work_spec(spec("s", &[])).await.unwrap();
+        let n = 2 * SCAN_CHUNK + 10;
+        let keys: Vec<String> = (0..n).map(|i| format!("{i:06}")).collect();
+        let units = keys.iter().map(|k| NewUnit::new(k.as_bytes().to_vec(), Value::Null)).collect();
+        b.add_work_units("s", units).await.unwrap();
+        let doomed: Vec<&str> = keys.iter().step_by(97).map(String::as_str).collect();
+        assert!(doomed.len() > ADD_CHUNK);
+        let doomed_keys = doomed.iter().map(|k| k.as_bytes().to_vec()).collect();
+        b.prioritize_work_units("s", doomed_keys, PriorityChange::Set(1.0)).await.unwrap();
+        assert_eq!(keys_of(&work(&b, "w", doomed.len()).await), doomed);
+        for k in &doomed {
+            assert!(set_status(&b, "s", k, UnitStatus::Failed, None).await);
+        }
+        let failed = UnitQuery { limit: n, ..in_states(&[UnitStatus::Failed]) };
+        assert_eq!(unit_keys(&b, "s", failed.clone()).await, doomed);
+        assert_eq!(b.retry_work_units("s", None).await.unwrap(), doomed.len() as u64);
+        assert_eq!(counts(&b, "s").await, count_map(&[(UnitStatus::Available, n as u64)]));
+        assert!(unit_keys(&b, "s", failed).await.is_empty());
     }
 }

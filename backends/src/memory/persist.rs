@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use cborrpc::encode::{decode, encode, head, to_vec};
+use cborrpc::encode::{decode, encode_array, encode_map, to_vec};
 use cborrpc::Value;
 
 use super::workers::{Worker, Workers};
@@ -173,11 +173,7 @@ fn encode_unit(out: &mut Vec<u8>, spec: &str, key: &[u8], u: &Unit, with_data: b
 fn encode_spec(out: &mut Vec<u8>, spec: &Spec) {
     // The map's CBOR, encoded in place rather than from a cloned Value.
     let mut data = Vec::new();
-    head(5, spec.data.len() as u64, &mut data);
-    for (k, v) in &spec.data {
-        encode(k, &mut data);
-        encode(v, &mut data);
-    }
+    encode_map(&spec.data, &mut data);
     let m = &spec.meta;
     let mut e = Enc(out);
     e.u8(SPEC_PUT);
@@ -465,8 +461,7 @@ fn encode_locks(held: &[HeldLock]) -> Vec<u8> {
     e.uvar(held.len() as u64);
     for l in held {
         let mut path = Vec::new();
-        head(4, l.path.len() as u64, &mut path);
-        l.path.iter().for_each(|label| encode(label, &mut path));
+        encode_array(&l.path, &mut path);
         e.bytes(&path);
         e.str(&l.owner);
         e.i64(l.deadline.0);

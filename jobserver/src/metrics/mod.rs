@@ -24,7 +24,8 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-pub use requests::{slot_name, OpenConnection, RequestStats, SlotSnapshot, LATENCY_BOUNDS_NANOS, OUTCOMES, SLOTS};
+use requests::{slot_name, SlotSnapshot, LATENCY_BOUNDS_NANOS, OUTCOMES};
+pub use requests::{OpenConnection, RequestStats};
 
 use crate::error::RpcResult;
 use crate::JobServer;
@@ -115,15 +116,8 @@ impl Collector for Scrape {
         for spec in &self.specs {
             if let Some(c) = &spec.counters {
                 let h = &c.queue_wait;
-                let bounds = QUEUE_WAIT_BOUNDS_MICROS.iter().map(|&b| b as f64 / 1e6);
-                let buckets = buckets(bounds, &h.buckets);
                 let labels = [("work_spec", spec.name.as_str())];
-                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    h.sum_micros as f64 / 1e6,
-                    h.count(),
-                    &buckets,
-                    None,
-                )?;
+                histogram(&mut m.encode_family(&labels)?, &QUEUE_WAIT_BOUNDS_MICROS, 1e6, &h.buckets, h.sum_micros)?;
             }
         }
         self.encode_requests(&mut enc)?;
@@ -163,15 +157,8 @@ impl Scrape {
             MetricType::Histogram,
         )?;
         for (i, s) in called() {
-            let bounds = LATENCY_BOUNDS_NANOS.iter().map(|&b| b as f64 / 1e9);
-            let buckets = buckets(bounds, &s.buckets);
             let labels = [("method", slot_name(i))];
-            m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                s.sum_nanos as f64 / 1e9,
-                s.count(),
-                &buckets,
-                None,
-            )?;
+            histogram(&mut m.encode_family(&labels)?, &LATENCY_BOUNDS_NANOS, 1e9, &s.buckets, s.sum_nanos)?;
         }
         Ok(())
     }
@@ -181,7 +168,11 @@ fn counter(m: &mut MetricEncoder, n: u64) -> Fmt {
     m.encode_counter::<NoLabelSet, u64, u64>(&n, None)
 }
 
-/// (upper bound, count) pairs, the last one `+Inf`.
-fn buckets(bounds: impl Iterator<Item = f64>, counts: &[u64]) -> Vec<(f64, u64)> {
-    bounds.chain([f64::INFINITY]).zip(counts.iter().copied()).collect()
+/// A histogram in seconds from bucket bounds and a sum kept in units of
+/// 1/`per_second` s, and the non-cumulative counts of the buckets, the
+/// last one over the largest bound.
+fn histogram(m: &mut MetricEncoder, bounds: &[u64], per_second: f64, counts: &[u64], sum: u64) -> Fmt {
+    let upper = bounds.iter().map(|&b| b as f64 / per_second).chain([f64::INFINITY]);
+    let buckets: Vec<(f64, u64)> = upper.zip(counts.iter().copied()).collect();
+    m.encode_histogram::<NoLabelSet>(sum as f64 / per_second, counts.iter().sum(), &buckets, None)
 }

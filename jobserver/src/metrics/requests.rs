@@ -10,10 +10,10 @@ use crate::error::ErrorKind;
 use crate::method::Method;
 
 /// Outcome labels: `ok`, then each [`ErrorKind`] at `1 + kind as usize`.
-pub const OUTCOMES: [&str; 6] = ["ok", "invalid_request", "not_found", "conflict", "unavailable", "internal"];
+pub(super) const OUTCOMES: [&str; 6] = ["ok", "invalid_request", "not_found", "conflict", "unavailable", "internal"];
 
 /// Upper bounds of the latency buckets, in nanoseconds: 10 µs to 10 s.
-pub const LATENCY_BOUNDS_NANOS: [u64; 14] = [
+pub(super) const LATENCY_BOUNDS_NANOS: [u64; 14] = [
     10_000,
     25_000,
     50_000,
@@ -31,10 +31,10 @@ pub const LATENCY_BOUNDS_NANOS: [u64; 14] = [
 ];
 
 /// Slots: one per method, then one for unknown method names.
-pub const SLOTS: usize = Method::ALL.len() + 1;
+const SLOTS: usize = Method::ALL.len() + 1;
 
 /// The label of slot `i`.
-pub fn slot_name(i: usize) -> &'static str {
+pub(super) fn slot_name(i: usize) -> &'static str {
     Method::ALL.get(i).map_or("unknown", |m| m.name())
 }
 
@@ -113,7 +113,7 @@ impl RequestStats {
     }
 
     /// A copy of every slot's counters.
-    pub fn snapshot(&self) -> Vec<SlotSnapshot> {
+    pub(super) fn snapshot(&self) -> Vec<SlotSnapshot> {
         let load = |a: &AtomicU64| a.load(Relaxed);
         self.slots
             .iter()
@@ -138,7 +138,7 @@ impl Drop for OpenConnection<'_> {
 
 /// One slot's counters at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotSnapshot {
+pub(super) struct SlotSnapshot {
     /// Requests per outcome ([`OUTCOMES`]).
     pub outcomes: [u64; OUTCOMES.len()],
     /// Latency buckets, non-cumulative ([`LATENCY_BOUNDS_NANOS`], then over).
@@ -148,11 +148,6 @@ pub struct SlotSnapshot {
 }
 
 impl SlotSnapshot {
-    /// Requests recorded in the latency buckets.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-
     /// Requests counted, whatever their outcome.
     pub fn requests(&self) -> u64 {
         self.outcomes.iter().sum()
@@ -173,11 +168,11 @@ mod tests {
         let s = r.snapshot();
         let gw = &s[Method::GetWork as usize];
         assert_eq!(gw.outcomes, [1, 0, 1, 0, 0, 0]);
-        assert_eq!(gw.count(), 2);
+        assert_eq!(gw.buckets.iter().sum::<u64>(), 2);
         assert_eq!(s[SLOTS - 1].outcomes[1], 1);
         r.record_panic(Some(Method::GetWork));
         let gw = &r.snapshot()[Method::GetWork as usize];
-        assert_eq!((gw.outcomes[5], gw.requests(), gw.count()), (1, 3, 2));
+        assert_eq!((gw.outcomes[5], gw.requests(), gw.buckets.iter().sum::<u64>()), (1, 3, 2));
         assert_eq!(slot_name(SLOTS - 1), "unknown");
         assert_eq!(slot_name(Method::GetWork as usize), "get_work");
     }
