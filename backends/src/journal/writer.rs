@@ -85,6 +85,17 @@ impl std::str::FromStr for FsyncMode {
 
 type Reply = oneshot::Sender<Result<(), Arc<str>>>;
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Writing or syncing: it takes what piled up when it comes back.
+    #[default]
+    Busy,
+    /// For anything to write.
+    Idle,
+    /// For enough waiting requests ([`Writer::gather`]).
+    Gathering,
+}
+
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
@@ -109,6 +120,10 @@ struct Pending {
     generation: u64,
     /// The syncer failed: the writer must recover even with nothing to write.
     sync_failed: bool,
+    /// What the writer waits for, so callers wake it only when it would
+    /// act: each wake-up is a context switch (the bulk of the CPU a
+    /// durable request adds).
+    writer: Waiting,
     /// Why writes are failing, if they are: waiters fail at once and the
     /// backend refuses changes. Set for good when the writer stops.
     failing: Option<Arc<str>>,
@@ -209,8 +224,11 @@ impl Journal {
         append_frame(&mut p.buf, payload);
         p.appended += (p.buf.len() - before) as u64;
         let pos = p.appended;
+        let idle = p.writer == Waiting::Idle;
         drop(p);
-        self.shared.wake.notify_one();
+        if idle {
+            self.shared.wake.notify_one();
+        }
         pos
     }
 
@@ -234,9 +252,11 @@ impl Journal {
             let (tx, rx) = oneshot::channel();
             let pos = p.appended;
             p.queue.push_back((pos, tx));
+            if p.writer == Waiting::Gathering && p.waiters >= p.taken_waiters {
+                self.shared.wake.notify_one();
+            }
             rx
         };
-        self.shared.wake.notify_one();
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
@@ -485,6 +505,7 @@ impl Writer {
     /// Waits for work and takes it.
     fn take(&mut self) -> Batch {
         let mut p = self.shared.pending.lock();
+        p.writer = Waiting::Idle;
         while p.buf.is_empty() && p.rotations.is_empty() && !p.shutdown && !p.sync_failed {
             match self.mode {
                 FsyncMode::Interval(d) if !self.unsynced.is_empty() => {
@@ -496,6 +517,7 @@ impl Writer {
                 _ => self.shared.wake.wait(&mut p),
             }
         }
+        p.writer = Waiting::Busy;
         if self.mode == FsyncMode::Always {
             self.gather(&mut p);
         }
@@ -739,11 +761,13 @@ impl Writer {
             return;
         }
         let deadline = Instant::now() + GATHER;
+        p.writer = Waiting::Gathering;
         while short(p) {
             if self.shared.wake.wait_until(p, deadline).timed_out() {
                 break;
             }
         }
+        p.writer = Waiting::Busy;
     }
 
     /// Makes sure the file has space up to `end`, reserving ahead.
