@@ -3,15 +3,15 @@
 //! CBOR-RPC side sees: every route with good and bad input, on the memory
 //! backend and on PostgreSQL (a fresh database on the cluster named by
 //! `COORDINATE_TEST_PG`, as tests/postgres.rs does: without it those tests
-//! fail), then the safety rules (token, read-only mode, non-loopback
-//! addresses, JSON-only changes) and the binary's flags.
+//! fail), then the safety rules (Host names, token, read-only mode,
+//! non-loopback addresses, JSON-only changes) and the binary's flags.
 
 mod common;
 
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
 use common::*;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as Json};
 
@@ -542,6 +542,48 @@ async fn the_token_guards_every_route() {
     let put = h.client.put(h.url("/api/v1/work_specs/s")).header(CONTENT_TYPE, "application/json").body("{}");
     let (status, body) = h.send(put.header(AUTHORIZATION, "Bearer s3cr/t+=")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Without a token only requests addressed to `localhost` or an IP
+/// address are served, on every route, the dashboard's files included: a
+/// page on a name re-pointed at 127.0.0.1 (DNS rebinding) gets 403 and
+/// changes nothing. With a token the token is the guard.
+#[tokio::test]
+async fn without_a_token_the_host_must_be_localhost_or_an_address() {
+    let d = Daemon::memory().await;
+    let h = Http::of(d.http_addr.unwrap());
+    let port = d.http_addr.unwrap().port();
+    let evil = format!("evil.example:{port}");
+    for path in ["/api/v1/work_specs", "/healthz", "/metrics", "/", "/dashboard.js", "/nowhere"] {
+        let (status, body) = h.send(h.client.get(h.url(path)).header(HOST, &evil)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(error_of(&body).contains("Host"), "{body}");
+    }
+    let put = |host: &str| {
+        h.client
+            .put(h.url("/api/v1/work_specs/s"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(HOST, host)
+            .body("{}")
+    };
+    assert_eq!(h.send(put(&evil)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(h.get("/api/v1/work_specs/s").await.0, StatusCode::NOT_FOUND, "the refused PUT changed nothing");
+    for (host, want) in
+        [(format!("127.0.0.1:{port}"), StatusCode::CREATED), (format!("localhost:{port}"), StatusCode::OK)]
+    {
+        let (status, body) = h.send(h.client.get(h.url("/api/v1/work_specs")).header(HOST, &host)).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        assert_eq!(h.send(put(&host)).await.0, want, "{host}");
+    }
+    let page = h.client.get(h.url("/")).header(HOST, format!("localhost:{port}")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    d.daemon.shutdown().await;
+
+    let d = Daemon::start(Options { http_token: Some("t".into()), ..Options::loopback() }).await;
+    let h = Http::of(d.http_addr.unwrap());
+    let with_token = h.client.get(h.url("/api/v1/work_specs")).header(HOST, "queue.example").bearer_auth("t");
+    assert_eq!(h.send(with_token).await.0, StatusCode::OK);
+    d.daemon.shutdown().await;
 }
 
 /// An address other hosts can reach needs a token or read-only mode.

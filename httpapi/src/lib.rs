@@ -15,11 +15,11 @@
 //! * [`workers`] — `/api/v1/workers`;
 //! * [`health`] — `/healthz`, `/readyz`;
 //! * [`metrics`] — `/metrics`, the Prometheus exposition (docs/metrics.md);
-//! * [`dashboard`] — the web dashboard at `/` (outside the guard: it holds
-//!   no data and must load to ask for the token);
+//! * [`dashboard`] — the web dashboard at `/` (outside the guard but for
+//!   its Host rule: it holds no data and must load to ask for the token);
 //! * [`json`] — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
 //! * [`keys`] — work unit keys in URLs (`b64:` for keys that are not text);
-//! * [`guard`] — token, read-only mode, JSON-only mutations;
+//! * [`guard`] — Host names, token, read-only mode, JSON-only mutations;
 //! * [`request`], [`error`] — reading requests, answering errors as JSON.
 
 pub mod dashboard;
@@ -67,7 +67,8 @@ pub struct HttpConfig {
     pub read_only: bool,
 }
 
-/// Every route: the dashboard's files, and the rest behind the guard.
+/// Every route: the dashboard's files, and the rest behind the guard; the
+/// Host rule before all of them.
 pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
     let guard = Arc::new(Guard { token: cfg.token.as_ref().map(|t| t.as_bytes().into()), read_only: cfg.read_only });
     let api = Router::new().merge(specs::routes()).merge(units::routes()).merge(workers::routes());
@@ -79,8 +80,9 @@ pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(guard, guard::check))
+        .layer(middleware::from_fn_with_state(guard.clone(), guard::check))
         .merge(dashboard::routes(cfg))
+        .layer(middleware::from_fn_with_state(guard, guard::check_host))
 }
 
 async fn not_found() -> Response {
