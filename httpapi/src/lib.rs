@@ -5,9 +5,10 @@
 //! ([`guard`]) and the health checks. What a request does is the job
 //! server's: handlers run its typed operations (`jobserver::specs`,
 //! `jobserver::units`) and, where no RPC method fits (retrying failed
-//! units, listing workers), a backend call through
-//! [`JobServer::backend`]. So the HTTP API and the Python client see one
-//! behaviour. docs/http-api.md is the reference for clients (the web
+//! units, listing workers) or the RPC's own bookkeeping does not apply
+//! (every spec's counts at once, the statuses of listed units), a backend
+//! call through [`JobServer::backend`]. So the HTTP API and the Python
+//! client see one behaviour. docs/http-api.md is the reference for clients (the web
 //! dashboard included); docs/openapi.yaml says the same for tools.
 //!
 //! * [`specs`] — `/api/v1/work_specs`, `/api/v1/work_specs/{name}`, pause, resume;
