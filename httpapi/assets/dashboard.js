@@ -187,12 +187,6 @@ function valueInline(v) {
 /** A unit key for a link text: the text itself, or b'…' for bytes. */
 const keyText = (key) => (typeof key === 'string' ? key : width(tokens(key, null)) < 200 ? tokens(key, null).map(([t]) => t).join('') : '(long key)');
 
-/** The ref to put in a URL: "." and ".." would be taken as path steps, so those go as b64. */
-function urlRef(ref) {
-  if (ref !== '.' && ref !== '..') return ref;
-  return 'b64:' + btoa(ref).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
-}
-
 // ---------------------------------------------------------------- API
 
 class ApiError extends Error {
@@ -224,7 +218,7 @@ async function api(method, path, body, exact) {
 }
 
 const specPath = (name) => '/work_specs/' + encodeURIComponent(name);
-const unitPath = (spec, ref) => specPath(spec) + '/work_units/' + encodeURIComponent(urlRef(ref));
+const unitPath = (spec, ref) => specPath(spec) + '/work_units/' + encodeURIComponent(ref);
 
 /** Every spec, following `next` (a queue has tens of specs, not millions). */
 async function allSpecs() {
