@@ -48,7 +48,8 @@ pub struct Options {
     pub config: Option<Value>,
     /// Log every request at info level.
     pub log_requests: bool,
-    /// Largest accepted request frame, in bytes.
+    /// Largest accepted request, in bytes: a CBOR-RPC frame or an HTTP
+    /// body.
     pub max_frame_bytes: usize,
     /// Unsent reply bytes after which a connection stops reading until its
     /// client takes them.
@@ -124,7 +125,11 @@ impl Options {
     }
 
     fn http_config(&self) -> httpapi::HttpConfig {
-        httpapi::HttpConfig { token: self.http_token.clone(), read_only: self.http_read_only }
+        httpapi::HttpConfig {
+            token: self.http_token.clone(),
+            read_only: self.http_read_only,
+            max_body: self.max_frame_bytes,
+        }
     }
 
     fn server_config(&self) -> ServerConfig {

@@ -476,6 +476,23 @@ async fn changes_need_a_json_content_type() {
     h.expect(Method::POST, "/api/v1/workers", json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
+/// A body over `--max-frame-bytes` is refused with a JSON 413, and adds
+/// nothing; one under it is read.
+#[tokio::test]
+async fn a_body_over_max_frame_bytes_is_413() {
+    let d = Daemon::start(Options { max_frame_bytes: 2048, ..Options::loopback() }).await;
+    let h = Http::of(d.http_addr.unwrap());
+    h.expect(Method::PUT, "/api/v1/work_specs/s", json!({}), StatusCode::CREATED).await;
+    let units = "/api/v1/work_specs/s/work_units";
+    let big = json!({"units": [{"key": "a", "data": {"pad": "x".repeat(2048)}}]});
+    let e = h.expect(Method::POST, units, big, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(error_of(&e).contains("limit"), "{e}");
+    let small = json!({"units": [{"key": "b", "data": {"pad": "x".repeat(1500)}}]});
+    assert_eq!(h.expect(Method::POST, units, small, StatusCode::OK).await, json!({"added": 1}));
+    assert_eq!(refs(&h.ok(units).await), ["b"]);
+    d.daemon.shutdown().await;
+}
+
 /// `--http-read-only`: reads work, every change is 405 and changes nothing.
 #[tokio::test]
 async fn read_only_mode_refuses_changes() {

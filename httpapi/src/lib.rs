@@ -56,16 +56,16 @@ pub use guard::Guard;
 /// The job server the handlers share.
 pub type Jobs<C> = Arc<JobServer<C>>;
 
-/// The largest request body accepted (a batch of units to add).
-pub const MAX_BODY: usize = 64 << 20;
-
 /// How the HTTP API is served.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// The token every request must carry (`--http-token-file`).
     pub token: Option<String>,
     /// Serve GET and HEAD only (`--http-read-only`).
     pub read_only: bool,
+    /// The largest request body accepted (a batch of units to add), as
+    /// for a CBOR-RPC frame (`--max-frame-bytes`); 413 past it.
+    pub max_body: usize,
 }
 
 /// Every route: the dashboard's files, and the rest behind the guard; the
@@ -80,7 +80,7 @@ pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
         .with_state(jobs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(cfg.max_body))
         .layer(middleware::from_fn_with_state(guard.clone(), guard::check))
         .merge(dashboard::routes(cfg))
         .layer(middleware::from_fn_with_state(guard, guard::check_host))

@@ -43,7 +43,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     }
 }
 
-/// A request body, read whole (up to [`crate::MAX_BODY`]; 413 past it).
+/// A request body, read whole (up to [`crate::HttpConfig::max_body`]; 413
+/// past it).
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
