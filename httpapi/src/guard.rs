@@ -29,6 +29,7 @@ use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -120,32 +121,12 @@ fn carries(headers: &HeaderMap, token: &[u8]) -> bool {
     });
     bearer
         || headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-            v.split(';')
-                .filter_map(|c| c.trim().split_once('='))
-                .any(|(name, value)| name == TOKEN_COOKIE && same(&percent_decode(value.trim_matches('"'))))
+            // The dashboard writes the value with `encodeURIComponent` (a
+            // cookie cannot hold every byte a token may).
+            v.split(';').filter_map(|c| c.trim().split_once('=')).any(|(name, value)| {
+                name == TOKEN_COOKIE && same(&percent_decode_str(value.trim_matches('"')).collect::<Vec<u8>>())
+            })
         })
-}
-
-/// Undoes `encodeURIComponent` (a cookie cannot hold every byte a token
-/// may); a malformed escape is kept as written.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
