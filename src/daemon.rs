@@ -274,18 +274,19 @@ async fn bind(options: &Options) -> Result<(TcpListener, SocketAddr), String> {
 }
 
 /// Binds the HTTP API's address, refusing one that other hosts can reach
-/// unless requests need a token or cannot change anything.
+/// unless requests need a token or cannot change anything. The check is
+/// on the address bound, so a name is looked up once, by the bind.
 async fn bind_http(options: &Options) -> Result<Option<(TcpListener, SocketAddr)>, String> {
     let Some(http) = &options.http else { return Ok(None) };
-    if options.http_token.is_none() && !options.http_read_only && !httpapi::is_loopback(http) {
+    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if options.http_token.is_none() && !options.http_read_only && !addr.ip().is_loopback() {
         return Err(format!(
             "refusing to serve HTTP on {http} without a token: other hosts can reach that address, and the API \
              changes the queue. Give --http-token-file FILE (every request must then carry the token), or \
              --http-read-only, or a loopback address such as 127.0.0.1:5980"
         ));
     }
-    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     Ok(Some((listener, addr)))
 }
 

@@ -36,7 +36,6 @@ pub mod units;
 pub mod workers;
 
 use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,19 +98,6 @@ async fn method_not_allowed() -> Response {
 pub fn check_readable(v: &Value) -> Result<(), ApiError> {
     jobserver::wire::check_readable(std::slice::from_ref(v))
         .map_err(|e| ApiError::bad_request(e.replacen("params[0]", "data", 1)))
-}
-
-/// Whether `addr` names loopback addresses only. A name that does not
-/// resolve is not loopback.
-pub fn is_loopback(addr: &str) -> bool {
-    use std::net::ToSocketAddrs;
-    match addr.to_socket_addrs() {
-        Ok(addrs) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
-        }
-        Err(_) => false,
-    }
 }
 
 /// How long shutdown waits for requests in flight.
