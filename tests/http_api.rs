@@ -248,6 +248,7 @@ async fn unit_routes(options: Options) {
         (json!({"units": [{"key": 7}]}), "key"),
         (json!({"units": [{"key": "k", "data": [1]}]}), "data"),
         (json!({"units": [{"key": "k", "data": {"$nope": 1}}]}), "escape"),
+        (json!({"units": [{"key": "k"}, {"key": "t", "data": {"x": {"$tag": [99, 1]}}}]}), "units[1].data"),
         (json!({"units": [{"key": "k", "date": {}}]}), "unknown field"),
         (json!({"unit": []}), "unknown field"),
     ] {

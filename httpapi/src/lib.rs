@@ -94,10 +94,11 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Refuses data the Python client could not read back, as the CBOR-RPC
-/// door does (docs/protocol.md §1.6).
-pub fn check_readable(v: &Value) -> Result<(), ApiError> {
+/// door does (docs/protocol.md §1.6). The error's path starts with
+/// `name()`, where the request holds `v` (`units[3].data`).
+pub fn check_readable(v: &Value, name: impl FnOnce() -> String) -> Result<(), ApiError> {
     jobserver::wire::check_readable(std::slice::from_ref(v))
-        .map_err(|e| ApiError::bad_request(e.replacen("params[0]", "data", 1)))
+        .map_err(|e| ApiError::bad_request(e.replacen("params[0]", &name(), 1)))
 }
 
 /// How long shutdown waits for requests in flight.

@@ -184,9 +184,10 @@ async fn put<C: Coordinate>(
     ApiPath(name): ApiPath<String>,
     Body(bytes): Body,
 ) -> ApiResult {
-    let mut data = match crate::json::parse(&bytes).map_err(ApiError::bad_request)? {
-        Value::Map(entries) => entries,
-        _ => return Err(ApiError::bad_request("the body must be a JSON object: the spec document")),
+    let doc = crate::json::parse(&bytes).map_err(ApiError::bad_request)?;
+    crate::check_readable(&doc, || "data".into())?;
+    let Value::Map(mut data) = doc else {
+        return Err(ApiError::bad_request("the body must be a JSON object: the spec document"));
     };
     match spec_name(&data) {
         None if spec_get(&data, "name").is_none() => {
@@ -195,7 +196,6 @@ async fn put<C: Coordinate>(
         Some(n) if n == name => {}
         _ => return Err(ApiError::bad_request(format!("the document's \"name\" must be the URL's, {name:?}"))),
     }
-    crate::check_readable(&Value::Map(data.clone()))?;
     let existed = GetWorkSpec { name: name.clone() }.execute(&jobs).await?.is_some();
     SetWorkSpec { data }.execute(&jobs).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };

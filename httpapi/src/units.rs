@@ -165,7 +165,7 @@ async fn add<C: Coordinate>(
             })?;
             let data = NewUnit::check_data(u.data.map_or(Value::Map(vec![]), |d| d.0))
                 .map_err(|e| ApiError::bad_request(format!("units[{i}].data: {e}")))?;
-            crate::check_readable(&data)?;
+            crate::check_readable(&data, || format!("units[{i}].data"))?;
             Ok(NewUnit { priority: u.priority, delay: u.delay, ..NewUnit::keyed(key, data) })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
