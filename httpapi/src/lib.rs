@@ -2,38 +2,40 @@
 //! process and tokio runtime, on the same [`JobServer`].
 //!
 //! It owns the HTTP side only: routes, the JSON shapes, the safety rules
-//! ([`guard`]) and the health checks. What a request does is the job
+//! (`guard`) and the health checks. What a request does is the job
 //! server's: handlers run its typed operations (`jobserver::specs`,
 //! `jobserver::units`) and, where no RPC method fits (retrying failed
 //! units, listing workers) or the RPC's own bookkeeping does not apply
 //! (every spec's counts at once, the statuses of listed units), a backend
 //! call through [`JobServer::backend`]. So the HTTP API and the Python
-//! client see one behaviour. docs/http-api.md is the reference for clients (the web
-//! dashboard included); docs/openapi.yaml says the same for tools.
+//! client see one behaviour. docs/http-api.md is the reference for
+//! clients (the web dashboard included); docs/openapi.yaml says the same
+//! for tools. Only [`router`], [`serve`] and [`HttpConfig`] are public:
+//! the modules below are the crate's own.
 //!
-//! * [`specs`] — `/api/v1/work_specs`, `/api/v1/work_specs/{name}`, pause, resume;
-//! * [`units`] — `/api/v1/work_specs/{name}/work_units[/{key}]`, retry, prioritize;
-//! * [`workers`] — `/api/v1/workers`;
-//! * [`health`] — `/healthz`, `/readyz`;
-//! * [`metrics`] — `/metrics`, the Prometheus exposition (docs/metrics.md);
-//! * [`dashboard`] — the web dashboard at `/` (outside the guard but for
+//! * `specs` — `/api/v1/work_specs`, `/api/v1/work_specs/{name}`, pause, resume;
+//! * `units` — `/api/v1/work_specs/{name}/work_units[/{key}]`, retry, prioritize;
+//! * `workers` — `/api/v1/workers`;
+//! * `health` — `/healthz`, `/readyz`;
+//! * `metrics` — `/metrics`, the Prometheus exposition (docs/metrics.md);
+//! * `dashboard` — the web dashboard at `/` (outside the guard but for
 //!   its Host rule: it holds no data and must load to ask for the token);
-//! * [`json`] — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
-//! * [`keys`] — work unit keys in URLs (`b64:` for keys that are not text);
-//! * [`guard`] — Host names, token, read-only mode, JSON-only mutations;
-//! * [`request`], [`error`] — reading requests, answering errors as JSON.
+//! * `json` — CBOR values as JSON (tuples, bytes, UUIDs, non-text map keys);
+//! * `keys` — work unit keys in URLs (`b64:` for keys that are not text);
+//! * `guard` — Host names, token, read-only mode, JSON-only mutations;
+//! * `request`, `error` — reading requests, answering errors as JSON.
 
-pub mod dashboard;
-pub mod error;
-pub mod guard;
-pub mod health;
-pub mod json;
-pub mod keys;
-pub mod metrics;
-pub mod request;
-pub mod specs;
-pub mod units;
-pub mod workers;
+mod dashboard;
+mod error;
+mod guard;
+mod health;
+mod json;
+mod keys;
+mod metrics;
+mod request;
+mod specs;
+mod units;
+mod workers;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -49,8 +51,8 @@ use jobserver::JobServer;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-pub use error::ApiError;
-pub use guard::Guard;
+use error::ApiError;
+use guard::Guard;
 
 /// The job server the handlers share.
 pub type Jobs<C> = Arc<JobServer<C>>;
@@ -96,7 +98,7 @@ async fn method_not_allowed() -> Response {
 /// Refuses data the Python client could not read back, as the CBOR-RPC
 /// door does (docs/protocol.md §1.6). The error's path starts with
 /// `name()`, where the request holds `v` (`units[3].data`).
-pub fn check_readable(v: &Value, name: impl FnOnce() -> String) -> Result<(), ApiError> {
+fn check_readable(v: &Value, name: impl FnOnce() -> String) -> Result<(), ApiError> {
     jobserver::wire::check_readable(std::slice::from_ref(v))
         .map_err(|e| ApiError::bad_request(e.replacen("params[0]", &name(), 1)))
 }
