@@ -7,7 +7,7 @@
 //!
 //! CBOR-RPC and the HTTP API (the `httpapi` crate) serve one
 //! [`JobServer`] in one runtime; a shutdown stops both, and each lets its
-//! requests in flight finish.
+//! requests in flight finish (HTTP waits up to 30 s for them).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -188,7 +188,9 @@ impl Daemon {
         self.http_addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests finish, and waits (for
+    /// HTTP requests, up to 30 s: one still running then is left to the
+    /// runtime).
     pub async fn shutdown(mut self) {
         self.stop.take();
         if let Some(task) = self.task.take() {

@@ -106,8 +106,10 @@ fn check_readable(v: &Value, name: impl FnOnce() -> String) -> Result<(), ApiErr
 /// How long shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets the
-/// requests in flight finish (for up to 30 s).
+/// Serves `app` on `listener` until `shutdown` completes, then waits up to
+/// 30 s for the requests in flight to finish. Connections still busy then
+/// are not closed here: axum runs each in its own task, which lives on
+/// until it ends or the runtime does (the binary exits right after).
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app)
@@ -126,7 +128,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     };
     tokio::select! {
         r = &mut server => if let Err(e) = r { warn!(error = %e, "HTTP server failed") },
-        _ = deadline => warn!("HTTP requests still busy after 30 s; closing them"),
+        _ = deadline => warn!("HTTP requests still busy after 30 s; stopping without waiting for them"),
     }
     info!("HTTP stopped");
 }
