@@ -462,6 +462,7 @@ async fn the_files_load_without_the_token_under_a_strict_policy() {
     let post =
         http.post(format!("{base}/")).header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["content-type"], "application/json", "an error in JSON, as every other");
     d.daemon.shutdown().await;
 
     let d = Daemon::start(Options { http_read_only: true, ..Options::loopback() }).await;

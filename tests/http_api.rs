@@ -475,6 +475,10 @@ async fn changes_need_a_json_content_type() {
     assert!(error_of(&body).contains("/api/v1"), "{body}");
     h.expect(Method::PATCH, "/api/v1/work_specs/s", json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
     h.expect(Method::POST, "/api/v1/workers", json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
+    for path in ["/", "/dashboard.js"] {
+        let e = h.expect(Method::POST, path, json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
+        assert!(error_of(&e).contains("method"), "the dashboard's files answer JSON too: {e}");
+    }
 }
 
 /// A body over `--max-frame-bytes` is refused with a JSON 413, and adds
@@ -544,6 +548,7 @@ async fn the_token_guards_every_route() {
     assert_eq!(status, StatusCode::OK);
     let put = h.client.put(h.url("/api/v1/work_specs/s")).header(CONTENT_TYPE, "application/json").body("{}");
     assert_eq!(h.send(put).await.0, StatusCode::UNAUTHORIZED, "checked before anything else");
+    h.expect(Method::PATCH, "/api/v1/work_specs/s", json!({}), StatusCode::UNAUTHORIZED).await;
     let put = h.client.put(h.url("/api/v1/work_specs/s")).header(CONTENT_TYPE, "application/json").body("{}");
     let (status, body) = h.send(put.header(AUTHORIZATION, "Bearer s3cr/t+=")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

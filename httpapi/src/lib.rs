@@ -80,10 +80,12 @@ pub fn router<C: Coordinate>(jobs: Jobs<C>, cfg: &HttpConfig) -> Router {
         .merge(metrics::routes())
         .with_state(jobs)
         .fallback(not_found)
+        // Set on each part before its layers: set once on the whole after
+        // them, it would answer the API's wrong methods outside the guard.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.max_body))
         .layer(middleware::from_fn_with_state(guard.clone(), guard::check))
-        .merge(dashboard::routes(cfg))
+        .merge(dashboard::routes(cfg).method_not_allowed_fallback(method_not_allowed))
         .layer(middleware::from_fn_with_state(guard, guard::check_host))
 }
 
