@@ -417,8 +417,11 @@ async fn unit_routes_on_postgres() {
     unit_routes(postgres().await).await;
 }
 
-/// A status-filtered listing finds units far apart in a large spec (the
-/// memory backend scans it in chunks, releasing its lock between them).
+/// A status-filtered listing finds units far apart in a large spec, and
+/// pages on from where it stopped: 60,000 units span several of the
+/// chunks the memory backend scans at a time, so a page resumes its scan
+/// past a chunk's end. (That the lock is released between chunks is not
+/// checked here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparse_status_listing_pages_through_a_large_spec() {
     let d = Daemon::memory().await;
