@@ -205,10 +205,10 @@ async fn delete<C: Coordinate>(
             return Err(ApiError::bad_request("name the units to delete: \"keys\", a \"status\", or \"all\": true"))
         }
     };
-    let deleted = match (DelWorkUnits { name, query: Some(query) }).execute(&jobs).await? {
-        Ok(n) => n,
-        Err(Refused(msg)) => return Err(ApiError::bad_request(msg)),
-    };
+    let deleted = (DelWorkUnits { name, query: Some(query) })
+        .execute(&jobs)
+        .await?
+        .map_err(|Refused(msg)| ApiError::bad_request(msg))?;
     #[derive(Serialize)]
     struct Deleted {
         deleted: u64,
@@ -262,9 +262,10 @@ async fn prioritize<C: Coordinate>(
     };
     let keys = parse_refs(&b.keys)?;
     let n = keys.len();
-    if let Err(Refused(msg)) = (PrioritizeWorkUnits { name, keys: Some(keys), change }).execute(&jobs).await? {
-        return Err(ApiError::bad_request(msg));
-    }
+    (PrioritizeWorkUnits { name, keys: Some(keys), change })
+        .execute(&jobs)
+        .await?
+        .map_err(|Refused(msg)| ApiError::bad_request(msg))?;
     #[derive(Serialize)]
     struct Prioritized {
         keys: usize,
