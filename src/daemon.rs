@@ -7,7 +7,7 @@
 //!
 //! CBOR-RPC and the HTTP API (the `httpapi` crate) serve one
 //! [`JobServer`] in one runtime; a shutdown stops both, and each lets its
-//! requests in flight finish.
+//! requests in flight finish (HTTP waits up to 30 s for them).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,7 +48,8 @@ pub struct Options {
     pub config: Option<Value>,
     /// Log every request at info level.
     pub log_requests: bool,
-    /// Largest accepted request frame, in bytes.
+    /// Largest accepted request, in bytes: a CBOR-RPC frame or an HTTP
+    /// body.
     pub max_frame_bytes: usize,
     /// Unsent reply bytes after which a connection stops reading until its
     /// client takes them.
@@ -124,7 +125,11 @@ impl Options {
     }
 
     fn http_config(&self) -> httpapi::HttpConfig {
-        httpapi::HttpConfig { token: self.http_token.clone(), read_only: self.http_read_only }
+        httpapi::HttpConfig {
+            token: self.http_token.clone(),
+            read_only: self.http_read_only,
+            max_body: self.max_frame_bytes,
+        }
     }
 
     fn server_config(&self) -> ServerConfig {
@@ -183,7 +188,9 @@ impl Daemon {
         self.http_addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests finish, and waits (for
+    /// HTTP requests, up to 30 s: one still running then is left to the
+    /// runtime).
     pub async fn shutdown(mut self) {
         self.stop.take();
         if let Some(task) = self.task.take() {
@@ -269,18 +276,19 @@ async fn bind(options: &Options) -> Result<(TcpListener, SocketAddr), String> {
 }
 
 /// Binds the HTTP API's address, refusing one that other hosts can reach
-/// unless requests need a token or cannot change anything.
+/// unless requests need a token or cannot change anything. The check is
+/// on the address bound, so a name is looked up once, by the bind.
 async fn bind_http(options: &Options) -> Result<Option<(TcpListener, SocketAddr)>, String> {
     let Some(http) = &options.http else { return Ok(None) };
-    if options.http_token.is_none() && !options.http_read_only && !httpapi::is_loopback(http) {
+    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if options.http_token.is_none() && !options.http_read_only && !addr.ip().is_loopback() {
         return Err(format!(
             "refusing to serve HTTP on {http} without a token: other hosts can reach that address, and the API \
              changes the queue. Give --http-token-file FILE (every request must then carry the token), or \
              --http-read-only, or a loopback address such as 127.0.0.1:5980"
         ));
     }
-    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     Ok(Some((listener, addr)))
 }
 

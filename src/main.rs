@@ -57,8 +57,8 @@ struct Args {
     /// Log filter: a level (`info`, `debug`...) or a tracing directive.
     #[arg(long, default_value = "info", env = "COORDINATED_LOG")]
     log_level: String,
-    /// Largest accepted request frame, in bytes; a larger one closes the
-    /// connection.
+    /// Largest accepted request, in bytes: a CBOR-RPC frame (a larger one
+    /// closes the connection) or an HTTP request body (answered 413).
     #[arg(long, default_value_t = cborrpc::connection::DEFAULT_MAX_FRAME)]
     max_frame_bytes: usize,
     /// Unsent reply bytes per connection after which the daemon stops

@@ -10,15 +10,17 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cborrpc::value::{as_sequence, map_get, tuple, TAG_UUID};
+use cborrpc::value::{as_sequence, tuple, TAG_UUID};
 use cborrpc::Value;
 use common::*;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use jobserver::wire::{spec_status, status};
 use serde_json::json;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -189,42 +191,6 @@ async fn first_ref(b: &Browser) -> String {
     find(b, "#units tbody tr[data-ref]").await.attr("data-ref").await.unwrap().unwrap()
 }
 
-/// `count_work_units` as status name → count.
-async fn rpc_counts(c: &mut Client, spec: &str) -> Vec<(&'static str, u64)> {
-    let answer = c.ok("count_work_units", vec![t(spec)]).await;
-    let Value::Map(m) = &as_sequence(&answer).unwrap()[0] else { panic!("{answer:?}") };
-    let code = |name| match name {
-        "available" => 1,
-        "pending" => 3,
-        "finished" => 4,
-        "failed" => 5,
-        _ => 9,
-    };
-    ["available", "pending", "finished", "failed", "delayed"]
-        .into_iter()
-        .map(|name| {
-            let n = m
-                .iter()
-                .find(|(k, _)| *k == i(code(name)))
-                .map_or(0, |(_, n)| u64::try_from(n.as_integer().unwrap()).unwrap());
-            (name, n)
-        })
-        .collect()
-}
-
-async fn rpc_unit_status(c: &mut Client, spec: &str, key: Value) -> i64 {
-    let answer = c.ok("get_work_unit_status", vec![t(spec), Value::Array(vec![key])]).await;
-    let list = as_sequence(&as_sequence(&answer).unwrap()[0]).unwrap().to_vec();
-    let Value::Map(m) = &list[0] else { panic!("no status: {list:?}") };
-    i64::try_from(map_get(m, "status").unwrap().as_integer().unwrap()).unwrap()
-}
-
-async fn rpc_paused(c: &mut Client, spec: &str) -> bool {
-    let meta = c.ok("get_work_spec_meta", vec![t(spec)]).await;
-    let Value::Map(m) = &as_sequence(&meta).unwrap()[0] else { panic!("{meta:?}") };
-    map_get(m, "status") == Some(&i(2))
-}
-
 /// Data with the values JSON cannot hold: a tuple, a UUID, bytes.
 fn rich_data(n: i64) -> Value {
     let uuid = Value::Tag(TAG_UUID, Box::new(b(&hex("5f 0c 1c 5e 7a 44 4f 4b 9c 1a 2b 8f 6f 7e 0d 11"))));
@@ -296,15 +262,19 @@ async fn dashboard_in_chromium() {
 
     let b = driver.browser().await;
 
-    // Overview: the counts shown are the RPC's.
+    // Overview: the counts shown are the RPC's, delayed units included.
     open(&b, &base, "#/").await;
-    let want = rpc_counts(&mut c, "crawl").await;
-    for (status, n) in &want {
-        let cell = find(&b, &format!("tr[data-spec=crawl] td[data-status={status}]")).await;
-        assert_eq!(cell.attr("data-count").await.unwrap(), Some(n.to_string()), "{status} of crawl");
-        assert_eq!(cell.text().await.unwrap(), n.to_string(), "{status} shown");
+    for spec in ["crawl", "index", "thumbnails"] {
+        for (status, n) in rpc_counts(&mut c, spec).await {
+            let cell = find(&b, &format!("tr[data-spec={spec}] td[data-status={status}]")).await;
+            assert_eq!(cell.attr("data-count").await.unwrap(), Some(n.to_string()), "{status} of {spec}");
+            assert_eq!(cell.text().await.unwrap(), n.to_string(), "{status} of {spec} shown");
+        }
     }
-    assert_eq!(want, vec![("available", 30), ("pending", 4), ("finished", 5), ("failed", 3), ("delayed", 0)]);
+    let crawl = [("available", 30), ("pending", 4), ("finished", 5), ("failed", 3), ("delayed", 0)];
+    assert_eq!(rpc_counts(&mut c, "crawl").await, BTreeMap::from(crawl));
+    let thumbnails = [("available", 12), ("pending", 0), ("finished", 0), ("failed", 0), ("delayed", 6)];
+    assert_eq!(rpc_counts(&mut c, "thumbnails").await, BTreeMap::from(thumbnails));
     // Throughput: two finishes between polls show up as finished/min.
     for g in &grants[8..10] {
         c.ok("update_work_unit", vec![t("crawl"), grant_key(g), map(&[("status", i(4))])]).await;
@@ -316,7 +286,7 @@ async fn dashboard_in_chromium() {
     // Pause through the page: the RPC sees it paused.
     click_and_confirm(&b, "tr[data-spec=crawl] button[data-action=pause]", None).await;
     let deadline = Instant::now() + PATIENCE;
-    while !rpc_paused(&mut c, "crawl").await {
+    while rpc_spec_status(&mut c, "crawl").await != spec_status::PAUSED {
         assert!(Instant::now() < deadline, "crawl is not paused over RPC");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -367,7 +337,7 @@ async fn dashboard_in_chromium() {
     screenshot(&b, "spec-failed").await;
     click_and_confirm(&b, "#retry-selected", None).await;
     let deadline = Instant::now() + PATIENCE;
-    while rpc_unit_status(&mut c, "crawl", failed[0].clone()).await != 1 {
+    while rpc_unit_status(&mut c, "crawl", failed[0].clone()).await != status::AVAILABLE {
         assert!(Instant::now() < deadline, "the retried unit is not available over RPC");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -403,7 +373,7 @@ async fn dashboard_in_chromium() {
     assert!(b.get_alert_text().await.is_err(), "a script from the data ran");
     // Delete it: gone over RPC, and the page goes back to its spec.
     let markup_key = t("<img src=x onerror=alert(1)>");
-    assert_eq!(rpc_unit_status(&mut c, "crawl", markup_key.clone()).await, 1);
+    assert_eq!(rpc_unit_status(&mut c, "crawl", markup_key.clone()).await, status::AVAILABLE);
     click_and_confirm(&b, "#delete-unit", None).await;
     find(&b, "#units").await;
     let answer = c.ok("get_work_unit_status", vec![t("crawl"), Value::Array(vec![markup_key])]).await;
@@ -492,6 +462,7 @@ async fn the_files_load_without_the_token_under_a_strict_policy() {
     let post =
         http.post(format!("{base}/")).header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["content-type"], "application/json", "an error in JSON, as every other");
     d.daemon.shutdown().await;
 
     let d = Daemon::start(Options { http_read_only: true, ..Options::loopback() }).await;

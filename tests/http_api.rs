@@ -3,15 +3,19 @@
 //! CBOR-RPC side sees: every route with good and bad input, on the memory
 //! backend and on PostgreSQL (a fresh database on the cluster named by
 //! `COORDINATE_TEST_PG`, as tests/postgres.rs does: without it those tests
-//! fail), then the safety rules (token, read-only mode, non-loopback
-//! addresses, JSON-only changes) and the binary's flags.
+//! fail), then the safety rules (Host names, token, read-only mode,
+//! non-loopback addresses, JSON-only changes) and the binary's flags.
 
 mod common;
 
+use std::collections::BTreeMap;
+
+use backends::model::UnitStatus;
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
 use common::*;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use jobserver::wire::{spec_status, status};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as Json};
 
@@ -93,16 +97,6 @@ async fn postgres() -> Options {
     Options { backend: fresh_database("http").await, ..Options::loopback() }
 }
 
-/// The RPC status code of one unit (1 available, 3 pending, 4 finished, 5 failed).
-async fn rpc_status(c: &mut Client, spec: &str, key: Value) -> i64 {
-    let answer = c.ok("get_work_unit_status", vec![t(spec), Value::Array(vec![key])]).await;
-    let list = as_sequence(&as_sequence(&answer).unwrap()[0]).unwrap().to_vec();
-    match &list[0] {
-        Value::Map(m) => i64::try_from(cborrpc::value::map_get(m, "status").unwrap().as_integer().unwrap()).unwrap(),
-        other => panic!("no status for the unit: {other:?}"),
-    }
-}
-
 /// Specs: create, replace, read, list, pause, resume, delete, and their
 /// errors.
 async fn spec_routes(options: Options) {
@@ -141,12 +135,12 @@ async fn spec_routes(options: Options) {
 
     let paused = h.expect(Method::POST, "/api/v1/work_specs/one/pause", json!({}), StatusCode::OK).await;
     assert_eq!(paused["paused"], json!(true));
-    assert_eq!(rpc_spec_status(&mut c, "one").await, 2, "the RPC sees it paused");
+    assert_eq!(rpc_spec_status(&mut c, "one").await, spec_status::PAUSED, "the RPC sees it paused");
     assert_eq!(grant_list(&c.ok("get_work", vec![t("w"), map(&[])]).await).len(), 0, "a paused spec hands out nothing");
     assert_eq!(h.ok("/api/v1/work_specs/one").await["meta"]["paused"], json!(true));
     let resumed = h.expect(Method::POST, "/api/v1/work_specs/one/resume", json!({}), StatusCode::OK).await;
     assert_eq!(resumed["paused"], json!(false));
-    assert_eq!(rpc_spec_status(&mut c, "one").await, 1);
+    assert_eq!(rpc_spec_status(&mut c, "one").await, spec_status::RUNNABLE);
 
     // Errors.
     for path in
@@ -186,13 +180,6 @@ async fn spec_routes(options: Options) {
     assert_eq!(h.get("/api/v1/work_specs/one").await.0, StatusCode::NOT_FOUND);
     assert_eq!(c.ok("get_work_spec", vec![t("one")]).await, Value::Null);
     d.daemon.shutdown().await;
-}
-
-/// The RPC's spec status code (1 runnable, 2 paused).
-async fn rpc_spec_status(c: &mut Client, spec: &str) -> i64 {
-    let meta = c.ok("get_work_spec_meta", vec![t(spec)]).await;
-    let Value::Map(m) = &as_sequence(&meta).unwrap()[0] else { panic!("{meta:?}") };
-    i64::try_from(cborrpc::value::map_get(m, "status").unwrap().as_integer().unwrap()).unwrap()
 }
 
 /// Units: add with faithful data and any key, list, read, paging, prefix
@@ -261,6 +248,7 @@ async fn unit_routes(options: Options) {
         (json!({"units": [{"key": 7}]}), "key"),
         (json!({"units": [{"key": "k", "data": [1]}]}), "data"),
         (json!({"units": [{"key": "k", "data": {"$nope": 1}}]}), "escape"),
+        (json!({"units": [{"key": "k"}, {"key": "t", "data": {"x": {"$tag": [99, 1]}}}]}), "units[1].data"),
         (json!({"units": [{"key": "k", "date": {}}]}), "unknown field"),
         (json!({"unit": []}), "unknown field"),
     ] {
@@ -315,7 +303,7 @@ async fn unit_routes(options: Options) {
         .expect(Method::POST, "/api/v1/work_specs/s/retry", json!({"keys": ["b64:__4", "k/1 x"]}), StatusCode::OK)
         .await;
     assert_eq!(r, json!({"retried": 1}), "only the failed one");
-    assert_eq!(rpc_status(&mut c, "s", b(&[0xff, 0xfe])).await, 1, "the RPC sees it available");
+    assert_eq!(rpc_unit_status(&mut c, "s", b(&[0xff, 0xfe])).await, status::AVAILABLE, "the RPC sees it available");
     assert_eq!(h.ok(&format!("{units}/b64:__4")).await["data"], json!({"n": 1}), "its own data again");
     for key in ["k/1 x", "b64:not-a-ref"] {
         c.ok("update_work_unit", vec![t("s"), t(key), map(&[("status", i(5))])]).await;
@@ -429,8 +417,11 @@ async fn unit_routes_on_postgres() {
     unit_routes(postgres().await).await;
 }
 
-/// A status-filtered listing finds units far apart in a large spec (the
-/// memory backend scans it in chunks, releasing its lock between them).
+/// A status-filtered listing finds units far apart in a large spec, and
+/// pages on from where it stopped: 60,000 units span several of the
+/// chunks the memory backend scans at a time, so a page resumes its scan
+/// past a chunk's end. (That the lock is released between chunks is not
+/// checked here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparse_status_listing_pages_through_a_large_spec() {
     let d = Daemon::memory().await;
@@ -487,6 +478,27 @@ async fn changes_need_a_json_content_type() {
     assert!(error_of(&body).contains("/api/v1"), "{body}");
     h.expect(Method::PATCH, "/api/v1/work_specs/s", json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
     h.expect(Method::POST, "/api/v1/workers", json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
+    for path in ["/", "/dashboard.js"] {
+        let e = h.expect(Method::POST, path, json!({}), StatusCode::METHOD_NOT_ALLOWED).await;
+        assert!(error_of(&e).contains("method"), "the dashboard's files answer JSON too: {e}");
+    }
+}
+
+/// A body over `--max-frame-bytes` is refused with a JSON 413, and adds
+/// nothing; one under it is read.
+#[tokio::test]
+async fn a_body_over_max_frame_bytes_is_413() {
+    let d = Daemon::start(Options { max_frame_bytes: 2048, ..Options::loopback() }).await;
+    let h = Http::of(d.http_addr.unwrap());
+    h.expect(Method::PUT, "/api/v1/work_specs/s", json!({}), StatusCode::CREATED).await;
+    let units = "/api/v1/work_specs/s/work_units";
+    let big = json!({"units": [{"key": "a", "data": {"pad": "x".repeat(2048)}}]});
+    let e = h.expect(Method::POST, units, big, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(error_of(&e).contains("limit"), "{e}");
+    let small = json!({"units": [{"key": "b", "data": {"pad": "x".repeat(1500)}}]});
+    assert_eq!(h.expect(Method::POST, units, small, StatusCode::OK).await, json!({"added": 1}));
+    assert_eq!(refs(&h.ok(units).await), ["b"]);
+    d.daemon.shutdown().await;
 }
 
 /// `--http-read-only`: reads work, every change is 405 and changes nothing.
@@ -512,7 +524,7 @@ async fn read_only_mode_refuses_changes() {
         assert!(error_of(&e).contains("read-only"), "{e}");
     }
     assert_eq!(c.ok("count_work_units", vec![t("s")]).await, ok_pair(Value::Map(vec![(i(1), i(1))])));
-    assert_eq!(rpc_spec_status(&mut c, "s").await, 1);
+    assert_eq!(rpc_spec_status(&mut c, "s").await, spec_status::RUNNABLE);
 }
 
 /// With a token, every request carries it, as a bearer token or the
@@ -539,9 +551,52 @@ async fn the_token_guards_every_route() {
     assert_eq!(status, StatusCode::OK);
     let put = h.client.put(h.url("/api/v1/work_specs/s")).header(CONTENT_TYPE, "application/json").body("{}");
     assert_eq!(h.send(put).await.0, StatusCode::UNAUTHORIZED, "checked before anything else");
+    h.expect(Method::PATCH, "/api/v1/work_specs/s", json!({}), StatusCode::UNAUTHORIZED).await;
     let put = h.client.put(h.url("/api/v1/work_specs/s")).header(CONTENT_TYPE, "application/json").body("{}");
     let (status, body) = h.send(put.header(AUTHORIZATION, "Bearer s3cr/t+=")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Without a token only requests addressed to `localhost` or an IP
+/// address are served, on every route, the dashboard's files included: a
+/// page on a name re-pointed at 127.0.0.1 (DNS rebinding) gets 403 and
+/// changes nothing. With a token the token is the guard.
+#[tokio::test]
+async fn without_a_token_the_host_must_be_localhost_or_an_address() {
+    let d = Daemon::memory().await;
+    let h = Http::of(d.http_addr.unwrap());
+    let port = d.http_addr.unwrap().port();
+    let evil = format!("evil.example:{port}");
+    for path in ["/api/v1/work_specs", "/healthz", "/metrics", "/", "/dashboard.js", "/nowhere"] {
+        let (status, body) = h.send(h.client.get(h.url(path)).header(HOST, &evil)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(error_of(&body).contains("Host"), "{body}");
+    }
+    let put = |host: &str| {
+        h.client
+            .put(h.url("/api/v1/work_specs/s"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(HOST, host)
+            .body("{}")
+    };
+    assert_eq!(h.send(put(&evil)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(h.get("/api/v1/work_specs/s").await.0, StatusCode::NOT_FOUND, "the refused PUT changed nothing");
+    for (host, want) in
+        [(format!("127.0.0.1:{port}"), StatusCode::CREATED), (format!("localhost:{port}"), StatusCode::OK)]
+    {
+        let (status, body) = h.send(h.client.get(h.url("/api/v1/work_specs")).header(HOST, &host)).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        assert_eq!(h.send(put(&host)).await.0, want, "{host}");
+    }
+    let page = h.client.get(h.url("/")).header(HOST, format!("localhost:{port}")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    d.daemon.shutdown().await;
+
+    let d = Daemon::start(Options { http_token: Some("t".into()), ..Options::loopback() }).await;
+    let h = Http::of(d.http_addr.unwrap());
+    let with_token = h.client.get(h.url("/api/v1/work_specs")).header(HOST, "queue.example").bearer_auth("t");
+    assert_eq!(h.send(with_token).await.0, StatusCode::OK);
+    d.daemon.shutdown().await;
 }
 
 /// An address other hosts can reach needs a token or read-only mode.
@@ -605,7 +660,7 @@ async fn the_binary_serves_http_as_its_flags_say() {
 
 /// The `coordinate_work_units` gauges of one spec in a scrape, by status
 /// name, checking the exposition's content type and its `# EOF` end.
-async fn scrape_counts(h: &Http, spec: &str) -> std::collections::BTreeMap<String, i64> {
+async fn scrape_counts(h: &Http, spec: &str) -> BTreeMap<&'static str, u64> {
     let resp = h.client.get(h.url("/metrics")).send().await.expect("scrape");
     assert_eq!(resp.status(), StatusCode::OK);
     let ct = resp.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().to_owned();
@@ -617,28 +672,15 @@ async fn scrape_counts(h: &Http, spec: &str) -> std::collections::BTreeMap<Strin
         .filter_map(|l| l.strip_prefix(&prefix))
         .map(|rest| {
             let (status, value) = rest.split_once("\"} ").unwrap_or_else(|| panic!("sample line {rest}"));
-            (status.to_owned(), value.parse::<f64>().unwrap() as i64)
+            let status = UnitStatus::ALL.iter().map(|s| s.name()).find(|n| *n == status);
+            (status.unwrap_or_else(|| panic!("unknown status in {rest}")), value.parse::<f64>().unwrap() as u64)
         })
         .collect()
 }
 
-/// `count_work_units` over RPC, by status name.
-async fn rpc_counts(c: &mut Client, spec: &str) -> std::collections::BTreeMap<String, i64> {
-    let names = [(1, "available"), (2, "delayed"), (3, "pending"), (4, "finished"), (5, "failed")];
-    let answer = c.ok("count_work_units", vec![t(spec)]).await;
-    let Value::Map(m) = &as_sequence(&answer).unwrap()[0] else { panic!("{answer:?}") };
-    let mut out: std::collections::BTreeMap<String, i64> = names.iter().map(|(_, n)| (n.to_string(), 0)).collect();
-    for (k, v) in m {
-        let code = i64::try_from(k.as_integer().unwrap()).unwrap();
-        let name = names.iter().find(|(c, _)| *c == code).unwrap().1;
-        out.insert(name.to_owned(), i64::try_from(v.as_integer().unwrap()).unwrap());
-    }
-    out
-}
-
 /// `GET /metrics` over HTTP: the gauge a dashboard reads equals what
-/// `count_work_units` says after adds, grants, finishes, failures and a
-/// lease given back, on each backend.
+/// `count_work_units` says after adds (one delayed), grants, finishes,
+/// failures and a lease given back, on each backend.
 async fn metrics_route(options: Options) {
     let d = Daemon::start(options).await;
     let h = Http::of(d.http_addr.unwrap());
@@ -646,7 +688,11 @@ async fn metrics_route(options: Options) {
     c.ok("set_work_spec", vec![map(&[("name", t("m"))])]).await;
     let keys: Vec<Value> = (0..20).map(|n| t(&format!("k{n:02}"))).collect();
     c.ok("add_work_units", vec![t("m"), Value::Array(keys)]).await;
-    assert_eq!(scrape_counts(&h, "m").await, rpc_counts(&mut c, "m").await, "after adds");
+    let later = Value::Array(vec![t("later"), map(&[]), map(&[("delay", i(3600))])]);
+    c.ok("add_work_units", vec![t("m"), Value::Array(vec![later])]).await;
+    let want = rpc_counts(&mut c, "m").await;
+    assert_eq!((want["available"], want["delayed"]), (20, 1), "{want:?}");
+    assert_eq!(scrape_counts(&h, "m").await, want, "after adds");
     let granted = c.ok("get_work", vec![t("w"), map(&[("max_jobs", i(6))])]).await;
     let granted: Vec<Value> = grant_list(&granted).iter().map(|g| as_sequence(g).unwrap()[1].clone()).collect();
     assert_eq!(granted.len(), 6);
@@ -661,7 +707,7 @@ async fn metrics_route(options: Options) {
         c.ok("update_work_unit", vec![t("m"), key.clone(), change]).await;
     }
     let want = rpc_counts(&mut c, "m").await;
-    assert_eq!((want["finished"], want["failed"]), (2, 2), "{want:?}");
+    assert_eq!((want["finished"], want["failed"], want["delayed"]), (2, 2, 1), "{want:?}");
     assert_eq!(scrape_counts(&h, "m").await, want, "after finishes, failures and a release");
 }
 

@@ -187,12 +187,6 @@ function valueInline(v) {
 /** A unit key for a link text: the text itself, or b'…' for bytes. */
 const keyText = (key) => (typeof key === 'string' ? key : width(tokens(key, null)) < 200 ? tokens(key, null).map(([t]) => t).join('') : '(long key)');
 
-/** The ref to put in a URL: "." and ".." would be taken as path steps, so those go as b64. */
-function urlRef(ref) {
-  if (ref !== '.' && ref !== '..') return ref;
-  return 'b64:' + btoa(ref).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
-}
-
 // ---------------------------------------------------------------- API
 
 class ApiError extends Error {
@@ -224,7 +218,7 @@ async function api(method, path, body, exact) {
 }
 
 const specPath = (name) => '/work_specs/' + encodeURIComponent(name);
-const unitPath = (spec, ref) => specPath(spec) + '/work_units/' + encodeURIComponent(urlRef(ref));
+const unitPath = (spec, ref) => specPath(spec) + '/work_units/' + encodeURIComponent(ref);
 
 /** Every spec, following `next` (a queue has tens of specs, not millions). */
 async function allSpecs() {
@@ -512,10 +506,7 @@ function specView(main, name, q) {
     if (prefix) query.set('prefix', prefix);
     if (start) query.set('start', start);
     const spec = await api('GET', specPath(name), undefined, true);
-    // A status with no units needs no listing: finding none in a large
-    // spec would read every unit.
-    const empty = STATUSES.includes(status) && plain(spec.counts[status]) === 0;
-    const units = empty ? { work_units: [], next: null } : await api('GET', specPath(name) + '/work_units?' + query);
+    const units = await api('GET', specPath(name) + '/work_units?' + query);
     const summary = { ...spec, counts: Object.fromEntries(STATUSES.map((st) => [st, plain(spec.counts[st])])) };
     record([summary]);
     lastSpec = summary;

@@ -4,9 +4,9 @@
 //!
 //! The page holds no queue data: the script reads and changes the queue
 //! through the JSON API (docs/http-api.md), whose guard checks the token
-//! on every call. So these three files are served *outside* the guard: a
-//! browser without the token must be able to load the form that asks for
-//! it. Only the read-only flag is written into the page, to hide the
+//! on every call. So these three files are served *outside* the guard's
+//! token check (its Host rule applies to them too): a browser without the
+//! token must be able to load the form that asks for it. Only the read-only flag is written into the page, to hide the
 //! actions the server would refuse.
 //!
 //! Queue data is user-controlled (keys, data, worker ids), so the script

@@ -1,5 +1,14 @@
-//! The rules every request passes before it reaches a route (all but the
-//! dashboard's static files, [`crate::dashboard`]), in order:
+//! The rules every request passes before it reaches a route, in order:
+//!
+//! 0. **Host** (without a token, on every route, the dashboard's files
+//!    included): the `Host` header must be `localhost` or an IP address,
+//!    any port; else 403. A web page whose name an attacker re-points at
+//!    127.0.0.1 (DNS rebinding) is same-origin with this server, so the
+//!    JSON-only rule below does not stop it; its requests still carry the
+//!    attacker's name as `Host`. With a token such a page lacks the token.
+//!
+//! The rest apply to all but the dashboard's static files
+//! ([`crate::dashboard`]):
 //!
 //! 1. **Token** (with `--http-token-file`): the request carries
 //!    `Authorization: Bearer TOKEN` or the cookie `coordinate_token=TOKEN`
@@ -12,12 +21,15 @@
 //!    CORS preflight, which this server never grants, so no other site can
 //!    make an operator's browser change the queue.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -34,7 +46,20 @@ pub struct Guard {
     pub read_only: bool,
 }
 
-/// The middleware.
+/// The Host rule, for every route.
+pub async fn check_host(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if guard.token.is_none() && !host_allowed(req.headers()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "without --http-token-file this server answers only requests addressed to localhost or an IP \
+             address (the Host header), so no other site's page can reach it through its own name",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The other rules, for all but the dashboard's files.
 pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     if let Some(token) = &guard.token {
         if !carries(req.headers(), token) {
@@ -68,6 +93,18 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     next.run(req).await
 }
 
+/// Whether the `Host` header is `localhost` or an IP address (v4, or v6
+/// in brackets), with any port or none.
+fn host_allowed(headers: &HeaderMap) -> bool {
+    let Some(authority) = headers.get(header::HOST).and_then(|v| v.to_str().ok()?.parse::<Authority>().ok()) else {
+        return false;
+    };
+    let host = authority.host();
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok()
+        || host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|h| h.parse::<Ipv6Addr>().is_ok())
+}
+
 /// Whether the request's content type is `application/json` (parameters
 /// such as `charset` allowed).
 fn is_json(headers: &HeaderMap) -> bool {
@@ -84,32 +121,12 @@ fn carries(headers: &HeaderMap, token: &[u8]) -> bool {
     });
     bearer
         || headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-            v.split(';')
-                .filter_map(|c| c.trim().split_once('='))
-                .any(|(name, value)| name == TOKEN_COOKIE && same(&percent_decode(value.trim_matches('"'))))
+            // The dashboard writes the value with `encodeURIComponent` (a
+            // cookie cannot hold every byte a token may).
+            v.split(';').filter_map(|c| c.trim().split_once('=')).any(|(name, value)| {
+                name == TOKEN_COOKIE && same(&percent_decode_str(value.trim_matches('"')).collect::<Vec<u8>>())
+            })
         })
-}
-
-/// Undoes `encodeURIComponent` (a cookie cannot hold every byte a token
-/// may); a malformed escape is kept as written.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -131,6 +148,17 @@ mod tests {
         assert!(carries(&headers(&[(header::COOKIE, "coordinate_token=s3cr/t+=")]), t));
         assert!(!carries(&headers(&[(header::COOKIE, "other_token=s3cr/t+=")]), t));
         assert!(!carries(&HeaderMap::new(), t));
+    }
+
+    #[test]
+    fn host_is_localhost_or_an_address() {
+        for ok in ["localhost", "LocalHost:5980", "127.0.0.1:5980", "10.1.2.3", "[::1]:5980", "[fe80::1]"] {
+            assert!(host_allowed(&headers(&[(header::HOST, ok)])), "{ok}");
+        }
+        for bad in ["evil.example:5980", "evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "::1", "[::1"] {
+            assert!(!host_allowed(&headers(&[(header::HOST, bad)])), "{bad}");
+        }
+        assert!(!host_allowed(&HeaderMap::new()), "no Host");
     }
 
     #[test]

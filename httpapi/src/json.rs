@@ -286,7 +286,8 @@ pub fn parse(body: &[u8]) -> Result<Value, String> {
 }
 
 /// The JSON text of a CBOR value.
-pub fn to_string(v: &Value) -> String {
+#[cfg(test)]
+fn to_string(v: &Value) -> String {
     serde_json::to_string(&Json(v)).unwrap_or_else(|_| "null".into())
 }
 

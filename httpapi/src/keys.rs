@@ -1,9 +1,11 @@
 //! Work unit keys in URLs, query strings and request bodies.
 //!
 //! A key is any bytes. Its *ref* is the key itself when it is non-empty
-//! UTF-8 that does not start with `b64:`, and otherwise `b64:` followed by
-//! the bytes in URL-safe base64 without padding: `"b64:__8"` is the two
-//! bytes `ff ff`, `"b64:"` the empty key. Every listing gives each unit's
+//! UTF-8 that does not start with `b64:` and is not `.` or `..` (which
+//! URL path normalisation would take as steps), and otherwise `b64:`
+//! followed by the bytes in URL-safe base64 without padding: `"b64:__8"`
+//! is the two bytes `ff ff`, `"b64:"` the empty key, `"b64:Lg"` the key
+//! `.`. Every listing gives each unit's
 //! ref, and every route that names a unit takes one (percent-encoded in a
 //! path, as any text is), so an operator can reach any unit, and most
 //! refs are the key as typed.
@@ -27,7 +29,7 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// The ref of a key.
 pub fn key_ref(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
-        Ok(s) if !s.is_empty() && !s.starts_with(B64) => s.to_owned(),
+        Ok(s) if !matches!(s, "" | "." | "..") && !s.starts_with(B64) => s.to_owned(),
         _ => format!("{B64}{}", URL_SAFE_NO_PAD.encode(key)),
     }
 }
@@ -59,6 +61,9 @@ mod tests {
             (b"", "b64:"),
             (b"b64:x", "b64:YjY0Ong"),
             ("é".as_bytes(), "é"),
+            (b".", "b64:Lg"),
+            (b"..", "b64:Li4"),
+            (b"...", "..."),
         ] {
             assert_eq!(key_ref(key), r);
             assert_eq!(parse_ref(r).unwrap(), key);

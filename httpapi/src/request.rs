@@ -22,10 +22,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(t)) => Ok(ApiPath(t)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
     }
 }
 
@@ -36,24 +36,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(t)) => Ok(ApiQuery(t)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| ApiQuery(t))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
     }
 }
 
-/// A request body, read whole (up to [`crate::MAX_BODY`]; 413 past it).
+/// A request body, read whole (up to [`crate::HttpConfig::max_body`]; 413
+/// past it).
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
-        }
+        Bytes::from_request(req, state).await.map(Body).map_err(|e| ApiError::new(e.status(), e.body_text()))
     }
 }
 

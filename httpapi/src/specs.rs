@@ -1,7 +1,7 @@
 //! `/api/v1/work_specs`: list, read, create or replace, delete, pause and
 //! resume specs.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -39,9 +39,9 @@ pub struct Counts {
     delayed: u64,
 }
 
-impl From<BTreeMap<UnitStatus, u64>> for Counts {
-    fn from(m: BTreeMap<UnitStatus, u64>) -> Counts {
-        let n = |s| m.get(&s).copied().unwrap_or(0);
+impl Counts {
+    /// The counts `n` gives per status.
+    fn of(n: impl Fn(UnitStatus) -> u64) -> Counts {
         Counts {
             available: n(UnitStatus::Available),
             pending: n(UnitStatus::Pending),
@@ -60,6 +60,12 @@ struct Summary {
     priority: i64,
     weight: i64,
     counts: Counts,
+}
+
+impl Summary {
+    fn new(name: String, meta: &SpecMeta, counts: Counts) -> Summary {
+        Summary { name, paused: meta.paused, priority: meta.priority, weight: meta.weight, counts }
+    }
 }
 
 /// A spec's metadata as JSON.
@@ -112,14 +118,8 @@ struct Detail {
 async fn summary<C: Coordinate>(jobs: &Jobs<C>, name: &str) -> RpcResult<(Summary, SpecMeta)> {
     let meta = GetWorkSpecMeta { name: name.to_owned() }.execute(jobs).await?;
     let counts = CountWorkUnits { name: name.to_owned() }.execute(jobs).await?;
-    let s = Summary {
-        name: name.to_owned(),
-        paused: meta.paused,
-        priority: meta.priority,
-        weight: meta.weight,
-        counts: counts.into(),
-    };
-    Ok((s, meta))
+    let counts = Counts::of(|s| counts.get(&s).copied().unwrap_or(0));
+    Ok((Summary::new(name.to_owned(), &meta, counts), meta))
 }
 
 fn spec_name(data: &SpecData) -> Option<String> {
@@ -139,11 +139,21 @@ fn no_such_spec(name: &str) -> ApiError {
 async fn list<C: Coordinate>(State(jobs): State<Jobs<C>>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
     let limit = page_limit(q.limit)?;
     let (specs, next) = ListWorkSpecs { start: q.start.unwrap_or_default(), limit }.execute(&jobs).await?;
+    // Every spec's counts in one read (what /metrics reads: one aggregate
+    // query, or one hold of the memory backend's lock), not one per spec.
+    let mut counts: HashMap<String, Counts> = jobs
+        .backend()
+        .spec_stats()
+        .await?
+        .into_iter()
+        .map(|st| (st.name.clone(), Counts::of(|s| st.count(s))))
+        .collect();
     let mut out = Vec::with_capacity(specs.len());
     for name in specs.iter().filter_map(spec_name) {
-        match summary(&jobs, &name).await {
-            Ok((s, _)) => out.push(s),
-            // Deleted since it was listed.
+        // Missing from the counts or the metadata: deleted since it was listed.
+        let Some(counts) = counts.remove(&name) else { continue };
+        match (GetWorkSpecMeta { name: name.clone() }).execute(&jobs).await {
+            Ok(meta) => out.push(Summary::new(name, &meta, counts)),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
@@ -174,9 +184,10 @@ async fn put<C: Coordinate>(
     ApiPath(name): ApiPath<String>,
     Body(bytes): Body,
 ) -> ApiResult {
-    let mut data = match crate::json::parse(&bytes).map_err(ApiError::bad_request)? {
-        Value::Map(entries) => entries,
-        _ => return Err(ApiError::bad_request("the body must be a JSON object: the spec document")),
+    let doc = crate::json::parse(&bytes).map_err(ApiError::bad_request)?;
+    crate::check_readable(&doc, || "data".into())?;
+    let Value::Map(mut data) = doc else {
+        return Err(ApiError::bad_request("the body must be a JSON object: the spec document"));
     };
     match spec_name(&data) {
         None if spec_get(&data, "name").is_none() => {
@@ -185,7 +196,6 @@ async fn put<C: Coordinate>(
         Some(n) if n == name => {}
         _ => return Err(ApiError::bad_request(format!("the document's \"name\" must be the URL's, {name:?}"))),
     }
-    crate::check_readable(&Value::Map(data.clone()))?;
     let existed = GetWorkSpec { name: name.clone() }.execute(&jobs).await?.is_some();
     SetWorkSpec { data }.execute(&jobs).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };

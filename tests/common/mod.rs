@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backends::model::UnitStatus;
+use cborrpc::value::{as_sequence, map_get};
 use cborrpc::{encode_request, Connection, Value};
 pub use coordinated::Options;
+use jobserver::wire::count_code;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -276,6 +280,39 @@ pub fn ok_pair(v: Value) -> Value {
 /// Parses spaced hex.
 pub fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace().map(|x| u8::from_str_radix(x, 16).unwrap()).collect()
+}
+
+/// `count_work_units` over RPC: every status by name, 0 where the answer
+/// has none. The answer's keys are the job server's count codes (delayed
+/// is 0, not a status code).
+pub async fn rpc_counts(c: &mut Client, spec: &str) -> BTreeMap<&'static str, u64> {
+    let answer = c.ok("count_work_units", vec![t(spec)]).await;
+    let Value::Map(m) = &as_sequence(&answer).expect("a reply pair")[0] else { panic!("{answer:?}") };
+    let mut out: BTreeMap<&'static str, u64> = UnitStatus::ALL.iter().map(|s| (s.name(), 0)).collect();
+    for (k, n) in m {
+        let code = i64::try_from(k.as_integer().expect("an integer code")).unwrap();
+        let status = UnitStatus::ALL.into_iter().find(|&s| count_code(s) == code);
+        let status = status.unwrap_or_else(|| panic!("count_work_units reported an unknown code {code}: {answer:?}"));
+        out.insert(status.name(), u64::try_from(n.as_integer().expect("a count")).unwrap());
+    }
+    out
+}
+
+/// The status code `get_work_unit_status` reports for one unit
+/// (`jobserver::wire::status`; delayed reads as available).
+pub async fn rpc_unit_status(c: &mut Client, spec: &str, key: Value) -> i64 {
+    let answer = c.ok("get_work_unit_status", vec![t(spec), Value::Array(vec![key])]).await;
+    let list = as_sequence(&as_sequence(&answer).expect("a reply pair")[0]).expect("a status list").to_vec();
+    let Value::Map(m) = &list[0] else { panic!("no status for the unit: {list:?}") };
+    i64::try_from(map_get(m, "status").expect("a status").as_integer().unwrap()).unwrap()
+}
+
+/// The spec status code `get_work_spec_meta` reports
+/// (`jobserver::wire::spec_status`: 1 runnable, 2 paused).
+pub async fn rpc_spec_status(c: &mut Client, spec: &str) -> i64 {
+    let meta = c.ok("get_work_spec_meta", vec![t(spec)]).await;
+    let Value::Map(m) = &as_sequence(&meta).expect("a reply pair")[0] else { panic!("{meta:?}") };
+    i64::try_from(map_get(m, "status").expect("a status").as_integer().unwrap()).unwrap()
 }
 
 /// The grants of one `get_work` answer: a list of grants, one grant, or a
