@@ -154,12 +154,6 @@ impl Dir {
         Ok((file, header.len() as u64))
     }
 
-    /// Opens file `n` of a kind again, read-only: a separate open file,
-    /// whose syncs report write errors independently of the first's.
-    pub fn reopen(&self, kind: FileKind, n: u64) -> io::Result<File> {
-        File::open(self.file(kind, n))
-    }
-
     /// Writes a snapshot: `fill` streams its body into a temporary file,
     /// which is synced and renamed into place. A crash leaves either the
     /// old set of files or the new one.
