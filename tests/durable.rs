@@ -717,8 +717,8 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Power loss with two syncs in flight can keep a later batch's pages and
-/// lose an earlier one's. Each batch starts with a sync mark saying how
+/// A power loss can keep a later page of the unsynced tail and lose an
+/// earlier one (the kernel writes pages back in any order). Each batch starts with a sync mark saying how
 /// far the file was durable: damage no later mark vouches for was never
 /// acknowledged and is cut off with a log line; damage a later mark says
 /// was durable stops the start.

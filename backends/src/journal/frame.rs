@@ -19,9 +19,9 @@
 //! end of a write the crash cut short, which was never acknowledged (a
 //! reply waits for its bytes to be written), so it is safe to cut off. If
 //! valid frames follow but no sync mark after the damage says it was
-//! durable, it is a hole in the unsynced tail: with two syncs in flight,
-//! or a batch over several pages, a power loss can keep later pages and
-//! lose earlier ones, and nothing from the hole on was acknowledged. If a
+//! durable, it is a hole in the unsynced tail: the kernel writes pages back
+//! in any order, so a power loss can keep a later page of a batch and lose
+//! an earlier one, and nothing from the hole on was acknowledged. If a
 //! mark says the damaged bytes were durable (or the file has no marks),
 //! acknowledged records may lie beyond the damage, and cutting there would
 //! lose them: that is corruption, and the caller refuses to start unless
