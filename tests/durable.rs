@@ -718,8 +718,8 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
 }
 
 /// A power loss can keep a later page of the unsynced tail and lose an
-/// earlier one (the kernel writes pages back in any order). Each batch starts with a sync mark saying how
-/// far the file was durable: damage no later mark vouches for was never
+/// earlier one (the kernel writes pages back in any order). Each batch
+/// starts with a sync mark saying how far the file was durable: damage no later mark vouches for was never
 /// acknowledged and is cut off with a log line; damage a later mark says
 /// was durable stops the start.
 #[tokio::test]
