@@ -306,26 +306,14 @@ fn replay_segment(dir: &Dir, n: u64, last: bool, truncate_corrupt: bool, mem: &M
             cut(offset)?;
             Ok(Replayed::Records(count))
         }
-        End::TornTail { offset, reason } if last => {
-            warn!(
-                journal = %shown,
-                offset,
-                cut_bytes = bytes.len() - offset,
-                reason,
+        End::TornTail { offset, reason } | End::UnsyncedHole { offset, reason } if last => {
+            let what = if matches!(end, End::TornTail { .. }) {
                 "journal ends in a torn record (a write cut short by a crash, never acknowledged); cutting it off"
-            );
-            cut(offset)?;
-            Ok(Replayed::Records(count))
-        }
-        End::UnsyncedHole { offset, reason } if last => {
-            warn!(
-                journal = %shown,
-                offset,
-                cut_bytes = bytes.len() - offset,
-                reason,
+            } else {
                 "journal has a hole after its last sync (pages a power loss kept out of order, never acknowledged); \
                  cutting it off there"
-            );
+            };
+            warn!(journal = %shown, offset, cut_bytes = bytes.len() - offset, reason, "{what}");
             cut(offset)?;
             Ok(Replayed::Records(count))
         }
