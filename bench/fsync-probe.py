@@ -36,31 +36,34 @@ def fresh(name, prep):
     return path, fd
 
 
-def append_sync(prep, n=3000):
-    path, fd = fresh("fsync-probe.a", prep)
+def per_write(path, fd, write, n=3000):
+    """Mean seconds of write(fd, i) over n calls; then closes and deletes."""
     t = time.perf_counter()
     for i in range(n):
-        os.pwrite(fd, REC, i * len(REC))
-        os.fdatasync(fd)
+        write(fd, i)
     dt = (time.perf_counter() - t) / n
     os.close(fd)
     os.unlink(path)
     return dt
 
 
-def dsync_write(direct, n=3000):
+def append_sync(prep):
+    path, fd = fresh("fsync-probe.a", prep)
+
+    def write(fd, i):
+        os.pwrite(fd, REC, i * len(REC))
+        os.fdatasync(fd)
+
+    return per_write(path, fd, write)
+
+
+def dsync_write(direct):
     path, fd = fresh("fsync-probe.d", "pre-zeroed")
     os.close(fd)
     fd = os.open(path, os.O_RDWR | (os.O_DIRECT if direct else 0))
     buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
     buf.write(b"y" * 4096)
-    t = time.perf_counter()
-    for i in range(n):
-        os.pwritev(fd, [buf], i * 4096, os.RWF_DSYNC)
-    dt = (time.perf_counter() - t) / n
-    os.close(fd)
-    os.unlink(path)
-    return dt
+    return per_write(path, fd, lambda fd, i: os.pwritev(fd, [buf], i * 4096, os.RWF_DSYNC))
 
 
 def concurrent_syncs(threads, n=1500):
