@@ -6,7 +6,7 @@
 //! Group commit falls out of the shape: while a sync runs, new frames pile
 //! up, and the writer's next turn takes them all. (A second sync in flight
 //! was tried and measured: on this project's disk two concurrent syncs
-//! complete only about 1.2x as many per second as one, while batches
+//! complete only 1.1-1.2x as many per second as one, while batches
 //! halve; under load it lost about 10% and when quiet it gained nothing.)
 //!
 //! Every batch starts with a sync mark saying how far the file was durable
@@ -110,8 +110,9 @@ struct Pending {
     /// under the fsync mode.
     durable: u64,
     /// What the writer waits for, so callers wake it only when it would
-    /// act: each wake-up is a context switch (the bulk of the CPU a
-    /// durable request adds).
+    /// act: each needless wake-up is a futex call and a context switch
+    /// (measurable when the cores are busy; no difference on a quiet
+    /// machine).
     writer: Waiting,
     /// Why writes are failing, if they are: waiters fail at once and the
     /// backend refuses changes. Set for good when the writer stops.
