@@ -68,8 +68,14 @@ async fn warm_up(d: &Process) {
     }
 }
 
+/// Every case here makes the daemon hold tens of MiB or more; what is left
+/// after it must be far below that. glibc keeps part of a freed working set
+/// in each thread's arena (seen: 2.1 MiB over a 20 MiB start after the
+/// reply-budget case), so the slack is the larger of 10% and 4 MiB, both
+/// well under what any case would leave behind if it leaked.
 fn assert_memory_back(before: u64, after: u64) {
-    assert!(after * 10 <= before * 11, "RSS did not come back: {before} KiB before, {after} KiB after");
+    let slack = (before / 10).max(4 * 1024);
+    assert!(after <= before + slack, "RSS did not come back: {before} KiB before, {after} KiB after");
 }
 
 /// A memory backend whose `count_work_units` panics for specs named `boom...`.
