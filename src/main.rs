@@ -95,6 +95,11 @@ struct Args {
     /// refused with 405.
     #[arg(long)]
     http_read_only: bool,
+    /// Threads that serve connections. Large requests and the durable
+    /// journal run on threads of their own besides these.
+    /// [default: one per CPU less one, at least one]
+    #[arg(long, env = "COORDINATED_THREADS")]
+    threads: Option<usize>,
 }
 
 /// Installs the SIGINT and SIGTERM handlers now, and returns a future that
@@ -175,7 +180,8 @@ fn main() -> ExitCode {
         http_token,
         http_read_only: args.http_read_only,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let threads = args.threads.unwrap_or_else(limits::default_threads).max(1);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start runtime: {e}");

@@ -111,10 +111,16 @@ async fn handle<C: Coordinate>(
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut conn = Connection::new(stream, cfg.max_frame);
+    // One future for the whole connection: registering a fresh one per
+    // request cost as much as a tenth of a small request's own work.
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopped);
     loop {
         let next = tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
             r = conn.read_request() => r,
         };
         match next {

@@ -14,7 +14,17 @@ use crate::value::Value;
 
 /// Decodes the first CBOR item of `bytes` (anything after it is ignored).
 pub fn decode(bytes: &[u8]) -> Result<Value, String> {
-    Decoder { buf: bytes, pos: 0 }.value(0).map_err(|e| format!("invalid CBOR: {e}"))
+    decode_prefix(bytes, 0).map(|(v, _)| v)
+}
+
+/// Decodes the first CBOR item of `bytes`, found `depth` levels deep in an
+/// enclosing item (the nesting limit counts from the outermost one), and
+/// returns it with the number of bytes it took. This lets a caller walk a
+/// container itself and decode only the parts it keeps.
+pub fn decode_prefix(bytes: &[u8], depth: usize) -> Result<(Value, usize), String> {
+    let mut d = Decoder { buf: bytes, pos: 0 };
+    let v = d.value(depth).map_err(|e| format!("invalid CBOR: {e}"))?;
+    Ok((v, d.pos))
 }
 
 struct Decoder<'a> {

@@ -10,6 +10,9 @@
 //! successful response always carries `result`, even when it is `null`: the
 //! client tests `'result' in response` and raises otherwise.
 
+use std::borrow::Cow;
+
+use crate::decode::decode_prefix;
 use crate::encode::{decode, encode, head};
 use crate::scan::{item_len, Scan};
 use crate::value::{map_get, string_bytes, type_name, Value, TAG_CBOR, TAG_TUPLE};
@@ -75,6 +78,13 @@ fn unwrap_tag24(frame: &[u8]) -> Option<&[u8]> {
 
 /// Decodes one complete frame (as delimited by [`crate::scan::item_len`])
 /// into a request.
+///
+/// The request map is walked in place rather than decoded into a value:
+/// keys are matched where they lie, the method name is read from the
+/// frame, and the parameters are decoded one by one into the request's
+/// vector. A worker's small calls then cost a handful of allocations
+/// instead of one per key and container. What is accepted and refused is
+/// what decoding the whole map would accept and refuse.
 pub fn decode_request(frame: &[u8]) -> Result<Request, RequestError> {
     let Some(inner) = unwrap_tag24(frame) else {
         // Not CBOR-in-CBOR. If it is a bare request map we can still name
@@ -85,24 +95,11 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, RequestError> {
         });
         return Err(RequestError::new(id, "request must be a CBOR tag 24 item wrapping the encoded request map"));
     };
-    let value = match decode(inner) {
-        Ok(v) => v,
+    let Envelope { id, method, params } = match read_envelope(inner) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(RequestError::new(None, "request is not a map")),
         Err(e) => return Err(RequestError::new(recover_id(inner), e)),
     };
-    let Value::Map(entries) = value else {
-        return Err(RequestError::new(None, "request is not a map"));
-    };
-    let mut id = None;
-    let mut method = None;
-    let mut params = None;
-    for (k, v) in entries {
-        match string_bytes(&k) {
-            Some(b"id") => id = Some(v),
-            Some(b"method") => method = Some(v),
-            Some(b"params") => params = Some(v),
-            _ => {}
-        }
-    }
     let id = match id {
         Some(v @ Value::Integer(_)) => v,
         Some(other) => {
@@ -110,27 +107,160 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, RequestError> {
         }
         None => return Err(RequestError::new(None, "request has no id")),
     };
-    let method = match method.as_ref().and_then(string_bytes) {
-        Some(m) => match std::str::from_utf8(m) {
+    let method = match method {
+        Some(Ok(m)) => match std::str::from_utf8(&m) {
             Ok(m) => m.to_owned(),
             Err(_) => return Err(RequestError::new(Some(id), "method name is not valid UTF-8")),
         },
-        None => return Err(RequestError::new(Some(id), "request method must be a string")),
+        Some(Err(_)) | None => return Err(RequestError::new(Some(id), "request method must be a string")),
     };
     let params = match params {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items,
-        Some(Value::Tag(TAG_TUPLE, inner)) => match *inner {
-            Value::Array(items) => items,
-            other => {
-                return Err(RequestError::new(Some(id), format!("params must be an array, not {}", type_name(&other))))
-            }
-        },
-        Some(other) => {
+        None => Vec::new(),
+        Some(Ok(items)) => items,
+        Some(Err(other)) => {
             return Err(RequestError::new(Some(id), format!("params must be an array, not {}", type_name(&other))))
         }
     };
     Ok(Request { id, method, params })
+}
+
+/// The three entries of a request map that matter, each as last given.
+struct Envelope<'a> {
+    id: Option<Value>,
+    /// The method's string content, or what was there instead.
+    method: Option<Result<Cow<'a, [u8]>, Value>>,
+    /// The parameters (`null` reads as none), or what was there instead.
+    params: Option<Result<Vec<Value>, Value>>,
+}
+
+/// Walks the request map at the start of `inner`; `None` if it is not a
+/// map. Fails on anything that is not valid CBOR.
+fn read_envelope(inner: &[u8]) -> Result<Option<Envelope<'_>>, String> {
+    let truncated = || "invalid CBOR: truncated item".to_string();
+    let (major, count, mut pos) = read_head(inner).ok_or_else(truncated)?;
+    if major != 5 {
+        return Ok(None);
+    }
+    let mut env = Envelope { id: None, method: None, params: None };
+    let mut left = count;
+    loop {
+        match left {
+            Some(0) => break,
+            Some(ref mut n) => *n -= 1,
+            None if inner.get(pos) == Some(&0xff) => break,
+            None => {}
+        }
+        let rest = inner.get(pos..).ok_or_else(truncated)?;
+        let (key, klen) = match definite_string(rest) {
+            Some((k, n)) => (Ok(k), n),
+            None => decode_prefix(rest, 1).map(|(k, n)| (Err(k), n))?,
+        };
+        pos += klen;
+        let key = match &key {
+            Ok(k) => Some(*k),
+            Err(k) => string_bytes(k),
+        };
+        let rest = inner.get(pos..).ok_or_else(truncated)?;
+        pos += match key {
+            Some(b"method") => match definite_string(rest) {
+                Some((m, n)) => {
+                    env.method = Some(Ok(Cow::Borrowed(m)));
+                    n
+                }
+                None => {
+                    // An indefinite-length string, or not a string.
+                    let (v, n) = decode_prefix(rest, 1)?;
+                    env.method = Some(match v {
+                        Value::Text(t) => Ok(Cow::Owned(t.into_bytes())),
+                        Value::Bytes(b) => Ok(Cow::Owned(b)),
+                        other => Err(other),
+                    });
+                    n
+                }
+            },
+            Some(b"params") => {
+                let (params, n) = read_params(rest)?;
+                env.params = params;
+                n
+            }
+            Some(b"id") => {
+                let (v, n) = decode_prefix(rest, 1)?;
+                env.id = Some(v);
+                n
+            }
+            _ => decode_prefix(rest, 1)?.1,
+        };
+    }
+    Ok(Some(env))
+}
+
+/// If `buf` starts with a definite-length byte string or valid text
+/// string, its content and the length of the whole item (anything else is
+/// left to the decoder, which also makes the errors).
+fn definite_string(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let (major, len, n) = read_head(buf)?;
+    if major != 2 && major != 3 {
+        return None;
+    }
+    let len = usize::try_from(len?).ok()?;
+    let end = n.checked_add(len)?;
+    let content = buf.get(n..end)?;
+    if major == 3 && std::str::from_utf8(content).is_err() {
+        return None;
+    }
+    Some((content, end))
+}
+
+/// The `params` value at the start of `buf`: an array or a tuple's items
+/// decoded straight into a vector, `None` for null, or the value found
+/// instead; with the bytes it took.
+#[allow(clippy::type_complexity)]
+fn read_params(buf: &[u8]) -> Result<(Option<Result<Vec<Value>, Value>>, usize), String> {
+    let truncated = || "invalid CBOR: truncated item".to_string();
+    let (mut major, mut count, mut pos) = read_head(buf).ok_or_else(truncated)?;
+    let mut depth = 2;
+    if major == 6 && count == Some(TAG_TUPLE) {
+        match read_head(&buf[pos..]) {
+            Some((4, c, n)) => {
+                (major, count) = (4, c);
+                pos += n;
+                depth = 3;
+            }
+            _ => {
+                let (v, n) = decode_prefix(buf, 1)?;
+                return Ok((Some(Err(v)), n));
+            }
+        }
+    }
+    if major != 4 {
+        let (v, n) = decode_prefix(buf, 1)?;
+        return Ok((if v.is_null() { None } else { Some(Err(v)) }, n));
+    }
+    let mut items = Vec::new();
+    if let Some(c) = count {
+        // Every item takes a byte at least: a count beyond the input is
+        // refused before anything is reserved for it.
+        if c > (buf.len() - pos) as u64 {
+            return Err(truncated());
+        }
+        items.reserve(c as usize);
+    }
+    let mut left = count;
+    loop {
+        match left {
+            Some(0) => break,
+            Some(ref mut n) => *n -= 1,
+            None if buf.get(pos) == Some(&0xff) => {
+                pos += 1;
+                break;
+            }
+            None => {}
+        }
+        let (v, n) = decode_prefix(buf.get(pos..).ok_or_else(truncated)?, depth)?;
+        items.push(v);
+        pos += n;
+    }
+    Ok((Some(Ok(items)), pos))
 }
 
 /// Best effort: find an integer `id` in a request map that failed to decode
@@ -161,23 +291,29 @@ fn wrap(inner: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(inner);
 }
 
+/// Appends a text string whose content is `s`.
+fn text_item(s: &str, out: &mut Vec<u8>) {
+    head(3, s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
 /// Appends a complete response frame to `out`. `scratch` is a reusable
 /// buffer for the inner encoding.
 pub fn encode_response(id: &Value, outcome: Result<&Value, &str>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
     scratch.clear();
     scratch.push(0xa2);
-    encode(&Value::Text("id".into()), scratch);
+    text_item("id", scratch);
     encode(id, scratch);
     match outcome {
         Ok(result) => {
-            encode(&Value::Text("result".into()), scratch);
+            text_item("result", scratch);
             encode(result, scratch);
         }
         Err(message) => {
-            encode(&Value::Text("error".into()), scratch);
+            text_item("error", scratch);
             scratch.push(0xa1);
-            encode(&Value::Text("message".into()), scratch);
-            encode(&Value::Text(message.into()), scratch);
+            text_item("message", scratch);
+            text_item(message, scratch);
         }
     }
     wrap(scratch, out);
@@ -188,11 +324,11 @@ pub fn encode_response(id: &Value, outcome: Result<&Value, &str>, scratch: &mut 
 pub fn encode_request(id: u64, method: &str, params: &[Value], out: &mut Vec<u8>) {
     let mut inner = Vec::with_capacity(64);
     inner.push(0xa3);
-    encode(&Value::Text("id".into()), &mut inner);
+    text_item("id", &mut inner);
     head(0, id, &mut inner);
-    encode(&Value::Text("method".into()), &mut inner);
-    encode(&Value::Text(method.into()), &mut inner);
-    encode(&Value::Text("params".into()), &mut inner);
+    text_item("method", &mut inner);
+    text_item(method, &mut inner);
+    text_item("params", &mut inner);
     head(4, params.len() as u64, &mut inner);
     for p in params {
         encode(p, &mut inner);
@@ -212,12 +348,16 @@ pub struct Response {
 /// Decodes a response frame, for clients.
 pub fn decode_response(frame: &[u8]) -> Result<Response, String> {
     let inner = unwrap_tag24(frame).ok_or("response is not wrapped in tag 24")?;
-    let Value::Map(entries) = decode(inner)? else {
+    let Value::Map(mut entries) = decode(inner)? else {
         return Err("response is not a map".into());
     };
-    let id = map_get(&entries, "id").cloned().ok_or("response has no id")?;
-    if let Some(result) = map_get(&entries, "result") {
-        return Ok(Response { id, outcome: Ok(result.clone()) });
+    let mut take = |key: &str| {
+        let i = entries.iter().position(|(k, _)| string_bytes(k) == Some(key.as_bytes()))?;
+        Some(entries.swap_remove(i).1)
+    };
+    let id = take("id").ok_or("response has no id")?;
+    if let Some(result) = take("result") {
+        return Ok(Response { id, outcome: Ok(result) });
     }
     let message = match map_get(&entries, "error") {
         Some(Value::Map(e)) => match map_get(e, "message") {
@@ -290,6 +430,92 @@ mod tests {
         encode_request(9, "list_work_specs", &[Value::Map(vec![])], &mut out);
         let req = decode_request(&out).unwrap();
         assert_eq!(req, Request { id: int(9), method: "list_work_specs".into(), params: vec![Value::Map(vec![])] });
+    }
+
+    /// How requests were decoded before the map was walked in place: the
+    /// whole map as one value, then its entries picked out.
+    fn decode_request_whole(frame: &[u8]) -> Result<Request, RequestError> {
+        let Some(inner) = unwrap_tag24(frame) else { return Err(RequestError::new(None, "")) };
+        let value = decode(inner).map_err(|e| RequestError::new(recover_id(inner), e))?;
+        let Value::Map(entries) = value else { return Err(RequestError::new(None, "request is not a map")) };
+        let (mut id, mut method, mut params) = (None, None, None);
+        for (k, v) in entries {
+            match string_bytes(&k) {
+                Some(b"id") => id = Some(v),
+                Some(b"method") => method = Some(v),
+                Some(b"params") => params = Some(v),
+                _ => {}
+            }
+        }
+        let id = match id {
+            Some(v @ Value::Integer(_)) => v,
+            Some(other) => {
+                return Err(RequestError::new(
+                    None,
+                    format!("request id must be an integer, not {}", type_name(&other)),
+                ))
+            }
+            None => return Err(RequestError::new(None, "request has no id")),
+        };
+        let method = match method.as_ref().and_then(string_bytes).map(std::str::from_utf8) {
+            Some(Ok(m)) => m.to_owned(),
+            Some(Err(_)) => return Err(RequestError::new(Some(id), "method name is not valid UTF-8")),
+            None => return Err(RequestError::new(Some(id), "request method must be a string")),
+        };
+        let params = match params {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(Value::Tag(TAG_TUPLE, inner)) if matches!(*inner, Value::Array(_)) => match *inner {
+                Value::Array(items) => items,
+                _ => unreachable!(),
+            },
+            Some(other) => {
+                return Err(RequestError::new(Some(id), format!("params must be an array, not {}", type_name(&other))))
+            }
+        };
+        Ok(Request { id, method, params })
+    }
+
+    #[test]
+    fn walking_the_map_decides_as_decoding_it_whole() {
+        // Envelopes with every shape of key, method and params, then each
+        // byte of each one altered or cut: both decoders must agree.
+        let mut frames = Vec::new();
+        let envelopes: Vec<Vec<u8>> = vec![
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 82 01 A1 61 6B F6"),
+            hex("A3 42 69 64 07 46 6D 65 74 68 6F 64 43 6E 6F 77 46 70 61 72 61 6D 73 D8 80 82 01 02"),
+            hex("BF 62 69 64 07 66 6D 65 74 68 6F 64 7F 62 6E 6F 61 77 FF 66 70 61 72 61 6D 73 9F 01 FF FF"),
+            hex("A4 62 69 64 07 61 78 82 01 02 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 F6"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 03 66 70 61 72 61 6D 73 A0"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 D8 80 01"),
+            hex("A2 62 69 64 07 66 6D 65 74 68 6F 64 62 FF FE"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 42 FF FE 66 70 61 72 61 6D 73 81 62 FF FE"),
+            hex("A2 62 69 64 61 78 66 6D 65 74 68 6F 64 63 6E 6F 77"),
+            hex("A3 62 69 64 07 62 69 64 08 66 6D 65 74 68 6F 64 63 6E 6F 77"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 9B FF FF FF FF FF FF FF FF"),
+        ];
+        for e in &envelopes {
+            frames.push(e.clone());
+            for i in 0..e.len() {
+                frames.push(e[..i].to_vec());
+                for b in [0x00, 0x18, 0x1f, 0x5f, 0x7f, 0x9f, 0xbf, 0xd8, 0xf6, 0xff, e[i] ^ 0x20] {
+                    let mut m = e.clone();
+                    m[i] = b;
+                    frames.push(m);
+                }
+            }
+        }
+        for inner in frames {
+            let mut frame = Vec::new();
+            wrap(&inner, &mut frame);
+            let walked = decode_request(&frame);
+            let whole = decode_request_whole(&frame);
+            match (&walked, &whole) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{inner:02x?}"),
+                (Err(a), Err(b)) => assert_eq!(a.id, b.id, "{inner:02x?}: {} / {}", a.message, b.message),
+                _ => panic!("{inner:02x?}: walked {walked:?}, whole {whole:?}"),
+            }
+        }
     }
 
     #[test]

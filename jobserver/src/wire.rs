@@ -107,35 +107,26 @@ fn readable_tag(tag: u64, inner: &cborrpc::Value) -> bool {
 /// back, so nothing stored can break a later reply for everyone who reads
 /// it (docs/protocol.md §1.6). The error names where the value is, as a
 /// path into the parameters: `params[1][0]["data"]`. The walk allocates
-/// nothing unless it finds something to refuse.
+/// nothing unless it finds something to refuse (it recurses: the decoder
+/// has already bounded the nesting).
 pub fn check_readable(params: &[cborrpc::Value]) -> Result<(), String> {
+    let Some((v, why)) = params.iter().find_map(unreadable) else { return Ok(()) };
+    let path = path_to(params, v).unwrap_or_else(|| "params".into());
+    Err(format!("{path}: {why} is not accepted (the Python client could not read it back)"))
+}
+
+/// The first value in `v` the Python client could not read, and what it is.
+fn unreadable(v: &cborrpc::Value) -> Option<(&cborrpc::Value, String)> {
     use cborrpc::value::type_name;
     use cborrpc::Value;
-    let mut stack: Vec<&Value> = params.iter().collect();
-    while let Some(v) = stack.pop() {
-        let why = match v {
-            Value::Array(items) => {
-                stack.extend(items);
-                continue;
-            }
-            Value::Map(entries) => {
-                stack.extend(entries.iter().flat_map(|(k, v)| [k, v]));
-                continue;
-            }
-            Value::Tag(tag, inner) if readable_tag(*tag, inner) => {
-                stack.push(inner);
-                continue;
-            }
-            Value::Tag(tag, inner) => format!("CBOR tag {tag} around {}", type_name(inner)),
-            Value::Integer(_) | Value::Bytes(_) | Value::Float(_) | Value::Text(_) | Value::Bool(_) | Value::Null => {
-                continue
-            }
-            other => type_name(other).to_string(),
-        };
-        let path = path_to(params, v).unwrap_or_else(|| "params".into());
-        return Err(format!("{path}: {why} is not accepted (the Python client could not read it back)"));
+    match v {
+        Value::Integer(_) | Value::Bytes(_) | Value::Float(_) | Value::Text(_) | Value::Bool(_) | Value::Null => None,
+        Value::Array(items) => items.iter().find_map(unreadable),
+        Value::Map(entries) => entries.iter().find_map(|(k, v)| unreadable(k).or_else(|| unreadable(v))),
+        Value::Tag(tag, inner) if readable_tag(*tag, inner) => unreadable(inner),
+        Value::Tag(tag, inner) => Some((v, format!("CBOR tag {tag} around {}", type_name(inner)))),
+        other => Some((v, type_name(other).to_string())),
     }
-    Ok(())
 }
 
 /// Where `target` sits in `params` (found by address), for error messages.
