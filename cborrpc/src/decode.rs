@@ -17,8 +17,9 @@ pub fn decode(bytes: &[u8]) -> Result<Value, String> {
     decode_prefix(bytes, 0).map(|(v, _)| v)
 }
 
-/// Decodes the first CBOR item of `bytes`, found `depth` levels deep in an
-/// enclosing item (the nesting limit counts from the outermost one), and
+/// Decodes the first CBOR item of `bytes`, which sits at nesting level
+/// `depth` of an enclosing item (0: it is the outermost; the nesting limit
+/// counts from there), and
 /// returns it with the number of bytes it took. This lets a caller walk a
 /// container itself and decode only the parts it keeps.
 pub fn decode_prefix(bytes: &[u8], depth: usize) -> Result<(Value, usize), String> {

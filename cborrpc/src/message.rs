@@ -129,18 +129,23 @@ struct Envelope<'a> {
     id: Option<Value>,
     /// The method's string content, or what was there instead.
     method: Option<Result<Cow<'a, [u8]>, Value>>,
-    /// The parameters (`null` reads as none), or what was there instead.
+    /// The parameters (`null` or `undefined` reads as none), or what was
+    /// there instead.
     params: Option<Result<Vec<Value>, Value>>,
 }
 
-/// Walks the request map at the start of `inner`; `None` if it is not a
-/// map. Fails on anything that is not valid CBOR.
+/// Walks the request map at the start of `inner`; `None` if it is a valid
+/// item but not a map. Fails, with the decoder's message, on anything that
+/// is not valid CBOR.
+///
+/// Depths, for the decoder's nesting limit: the map is 0, its keys and
+/// values 1, the items of `params` 2 (3 inside a tuple's tag).
 fn read_envelope(inner: &[u8]) -> Result<Option<Envelope<'_>>, String> {
     let truncated = || "invalid CBOR: truncated item".to_string();
-    let (major, count, mut pos) = read_head(inner).ok_or_else(truncated)?;
-    if major != 5 {
-        return Ok(None);
-    }
+    let Some((5, count, mut pos)) = read_head(inner) else {
+        // Not a map: say why exactly as decoding the whole item would.
+        return decode(inner).map(|_| None);
+    };
     let mut env = Envelope { id: None, method: None, params: None };
     let mut left = count;
     loop {
@@ -227,8 +232,9 @@ fn read_params(buf: &[u8]) -> Result<(Option<Result<Vec<Value>, Value>>, usize),
                 depth = 3;
             }
             _ => {
-                let (v, n) = decode_prefix(buf, 1)?;
-                return Ok((Some(Err(v)), n));
+                // A tuple's tag around something else: name what it is.
+                let (v, n) = decode_prefix(&buf[pos..], 2)?;
+                return Ok((Some(Err(v)), pos + n));
             }
         }
     }
@@ -465,9 +471,14 @@ mod tests {
         let params = match params {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items,
-            Some(Value::Tag(TAG_TUPLE, inner)) if matches!(*inner, Value::Array(_)) => match *inner {
+            Some(Value::Tag(TAG_TUPLE, inner)) => match *inner {
                 Value::Array(items) => items,
-                _ => unreachable!(),
+                other => {
+                    return Err(RequestError::new(
+                        Some(id),
+                        format!("params must be an array, not {}", type_name(&other)),
+                    ))
+                }
             },
             Some(other) => {
                 return Err(RequestError::new(Some(id), format!("params must be an array, not {}", type_name(&other))))
@@ -493,7 +504,28 @@ mod tests {
             hex("A2 62 69 64 61 78 66 6D 65 74 68 6F 64 63 6E 6F 77"),
             hex("A3 62 69 64 07 62 69 64 08 66 6D 65 74 68 6F 64 63 6E 6F 77"),
             hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 9B FF FF FF FF FF FF FF FF"),
+            hex("A4 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 81 01 66 70 61 72 61 6D 73 F6"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 F7"),
+            hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73 D8 80 F6"),
+            hex("BC 01"),
         ];
+        // Nesting at the decoder's limit and one past it, in an array and
+        // in a tuple.
+        let params_prefix = hex("A3 62 69 64 07 66 6D 65 74 68 6F 64 63 6E 6F 77 66 70 61 72 61 6D 73");
+        for (tuple, depth) in [(false, 198), (false, 199), (true, 197), (true, 198)] {
+            let mut e = params_prefix.clone();
+            if tuple {
+                e.extend_from_slice(&[0xd8, 0x80]);
+            }
+            e.push(0x81);
+            e.extend(std::iter::repeat_n(0x81, depth));
+            e.push(0x01);
+            let mut frame = Vec::new();
+            wrap(&e, &mut frame);
+            let at_limit = depth == if tuple { 197 } else { 198 };
+            assert_eq!(decode_request(&frame).is_ok(), at_limit, "tuple {tuple}, depth {depth}");
+            frames.push(e);
+        }
         for e in &envelopes {
             frames.push(e.clone());
             for i in 0..e.len() {
@@ -512,7 +544,7 @@ mod tests {
             let whole = decode_request_whole(&frame);
             match (&walked, &whole) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{inner:02x?}"),
-                (Err(a), Err(b)) => assert_eq!(a.id, b.id, "{inner:02x?}: {} / {}", a.message, b.message),
+                (Err(a), Err(b)) => assert_eq!(a, b, "{inner:02x?}"),
                 _ => panic!("{inner:02x?}: walked {walked:?}, whole {whole:?}"),
             }
         }

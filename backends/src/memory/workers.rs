@@ -4,7 +4,7 @@
 //! units it holds pending leases on, so `get_child_work_units` answers from
 //! that set instead of scanning every unit.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cborrpc::Value;
@@ -33,6 +33,12 @@ impl Worker {
         self.active && self.expiration.is_none_or(|e| e > now)
     }
 }
+
+/// Worker names and held units are hashed on every `get_work` and update:
+/// foldhash (hashbrown's default, seeded per process) instead of SipHash,
+/// which cost more than the rest of the lookups it served.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::quality::RandomState>;
 
 #[derive(Debug, Default)]
 pub(super) struct Workers {
