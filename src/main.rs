@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         http_read_only: args.http_read_only,
     };
     let threads = args.threads.unwrap_or_else(limits::default_threads).max(1);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+    let rt = match limits::runtime(threads).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start runtime: {e}");

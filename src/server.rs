@@ -29,12 +29,12 @@ use cborrpc::{Connection, Request, Value};
 use futures_util::FutureExt;
 use jobserver::{ErrorKind, JobServer, Method, RpcError, RpcResult};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::Handle;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-/// Requests at least this large run under `block_in_place`.
+/// Requests at least this large run on a blocking thread.
 const HEAVY_REQUEST: usize = 32 * 1024;
 
 /// Settings of the listener.
@@ -142,7 +142,7 @@ async fn handle<C: Coordinate>(
             Ok(Some(Ok(req))) => {
                 let heavy = conn.last_frame_len() >= HEAVY_REQUEST;
                 let Request { id, method, params } = req;
-                let outcome = call(&jobs, &method, &id, params, heavy, cfg.log_requests).await;
+                let outcome = call(&jobs, method, &id, params, heavy, cfg.log_requests).await;
                 let message = outcome.as_ref().err().map(ToString::to_string);
                 conn.queue_response(&id, outcome.as_ref().map_err(|_| message.as_deref().unwrap_or_default()));
             }
@@ -162,31 +162,35 @@ async fn handle<C: Coordinate>(
 /// Runs one request on the job server (the one place the server calls
 /// it), turning a panic into an error reply, and logs the outcome.
 async fn call<C: Coordinate>(
-    jobs: &JobServer<C>,
-    method: &str,
+    jobs: &Arc<JobServer<C>>,
+    method: String,
     id: &Value,
     params: Vec<Value>,
     heavy: bool,
     log_requests: bool,
 ) -> RpcResult<Value> {
     let started = log_requests.then(Instant::now);
-    let run = AssertUnwindSafe(jobs.call(method, params)).catch_unwind();
-    let caught = if heavy && Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+    let caught = if heavy {
         // A big request (say, 1,000 units to add) takes milliseconds of
-        // CPU; run it off the async workers so small requests on other
-        // connections keep flowing.
-        tokio::task::block_in_place(|| {
-            let out = Handle::current().block_on(run);
+        // CPU; run it on a blocking thread so small requests on other
+        // connections keep flowing. This connection waits for it, so its
+        // replies stay in order.
+        let (jobs, method) = (jobs.clone(), method.clone());
+        let runtime = Handle::current();
+        let run = tokio::task::spawn_blocking(move || {
+            let out = runtime.block_on(AssertUnwindSafe(jobs.call(&method, params)).catch_unwind());
             crate::limits::note_heavy_request();
             out
-        })
+        });
+        // A panic is caught inside; a join error is the task's own panic.
+        run.await.unwrap_or_else(|e| Err(Box::new(e.to_string())))
     } else {
-        run.await
+        AssertUnwindSafe(jobs.call(&method, params)).catch_unwind().await
     };
     let outcome = caught.unwrap_or_else(|panic| {
         let why = panic_message(panic.as_ref());
         error!(%method, panic = %why, "request handler panicked");
-        jobs.metrics().record_panic(Method::from_snake(&jobserver::wire::snake(method)));
+        jobs.metrics().record_panic(Method::from_snake(&jobserver::wire::snake(&method)));
         Err(RpcError::Internal(why))
     });
     if let Some(t) = started {

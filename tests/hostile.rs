@@ -516,3 +516,44 @@ async fn unit_data_no_client_can_read_back_is_refused() {
     let latency = median_latency(d.addr, 10).await;
     assert!(latency < Duration::from_millis(50), "others waited {latency:?}");
 }
+
+/// A status-filtered `get_work_units` over a spec of 1,000,000 units scans
+/// them all to find the one that matches. It is a small request, so it
+/// runs on the thread that serves everyone (`--threads 1`: one thread);
+/// others are served between its chunks, not after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_scan_on_one_serving_thread_does_not_stall_others() {
+    let d = Process::start(&["--threads", "1"]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("probe"))])]).await;
+    c.ok("set_work_spec", vec![map(&[("name", t("big"))])]).await;
+    for batch in 0..1000 {
+        let units: Vec<Value> = (0..1000).map(|n| t(&format!("u{batch:03}{n:03}"))).collect();
+        c.ok("add_work_units", vec![t("big"), Value::Array(units)]).await;
+    }
+    // One finished unit, last in key order.
+    c.ok("add_work_units", vec![t("big"), Value::Array(vec![t("zz")])]).await;
+    let finished = map(&[("status", i(4))]);
+    c.ok("update_work_unit", vec![t("big"), t("zz"), finished]).await;
+    let query = map(&[("state", Value::Array(vec![i(4)])), ("limit", i(10))]);
+    let one_scan = Instant::now();
+    let got = c.ok("get_work_units", vec![t("big"), query.clone()]).await;
+    let one_scan = one_scan.elapsed();
+    let found = got.as_array().and_then(|pair| pair[0].as_array()).map(Vec::len);
+    assert_eq!(found, Some(1), "{got:?}");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scanner = {
+        let (addr, stop, query) = (d.addr, stop.clone(), query.clone());
+        tokio::spawn(async move {
+            let mut s = Client::connect(addr).await;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.ok("get_work_units", vec![t("big"), query.clone()]).await;
+            }
+        })
+    };
+    let latency = median_latency(d.addr, 40).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    scanner.await.unwrap();
+    eprintln!("one scan {one_scan:?}; others' median {latency:?} while it repeats");
+    assert!(latency * 4 < one_scan, "others waited {latency:?}; one scan takes {one_scan:?}");
+}

@@ -93,6 +93,13 @@ fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
 /// release the lock between chunks so `get_work` callers are not starved.
 const ADD_CHUNK: usize = 128;
 
+/// Between two chunks of a long call: let the other tasks of this thread
+/// run. Releasing the lock lets other threads in; a daemon serving on one
+/// thread would still run nothing else until the call ended.
+async fn between_chunks() {
+    tokio::task::yield_now().await;
+}
+
 /// The `not_before` of a unit stored by a version that did not keep the
 /// time it became available (kept as a plain time rather than an `Option`
 /// to keep units small): never delayed, and no queue wait is measured.
@@ -722,14 +729,17 @@ impl Coordinate for MemoryBackend {
         let mut buf = Vec::with_capacity(512);
         let mut units = units.into_iter().map(|u| Prepared::with_buffer(u, &mut buf)).peekable();
         loop {
-            let mut st = self.lock();
-            let (spec, cx) = st.spec(name, now)?;
-            for unit in units.by_ref().take(ADD_CHUNK) {
-                spec.upsert(cx, unit, now);
+            {
+                let mut st = self.lock();
+                let (spec, cx) = st.spec(name, now)?;
+                for unit in units.by_ref().take(ADD_CHUNK) {
+                    spec.upsert(cx, unit, now);
+                }
+                if units.peek().is_none() {
+                    return Ok(());
+                }
             }
-            if units.peek().is_none() {
-                return Ok(());
-            }
+            between_chunks().await;
         }
     }
 
@@ -752,26 +762,29 @@ impl Coordinate for MemoryBackend {
         // A status filter may skip many units between matches: scan in
         // chunks.
         loop {
-            let mut st = self.lock();
-            let (spec, _) = st.spec(name, now)?;
-            // No unit is in a status asked for: finding none would read
-            // every unit of the spec.
-            if q.states.as_ref().is_some_and(|s| s.iter().all(|&s| spec.idx.count(s) == 0)) {
-                return Ok(out);
-            }
-            let resume = spec.scan(&lower, &upper, |k, u| {
-                if out.len() >= q.limit {
-                    return false;
+            {
+                let mut st = self.lock();
+                let (spec, _) = st.spec(name, now)?;
+                // No unit is in a status asked for: finding none would read
+                // every unit of the spec.
+                if q.states.as_ref().is_some_and(|s| s.iter().all(|&s| spec.idx.count(s) == 0)) {
+                    return Ok(out);
                 }
-                if spec.matches(u, &q.states) {
-                    out.push(pick((k, u)));
+                let resume = spec.scan(&lower, &upper, |k, u| {
+                    if out.len() >= q.limit {
+                        return false;
+                    }
+                    if spec.matches(u, &q.states) {
+                        out.push(pick((k, u)));
+                    }
+                    true
+                });
+                match resume {
+                    Some(k) if out.len() < q.limit => lower = Bound::Included(k),
+                    _ => return Ok(out),
                 }
-                true
-            });
-            match resume {
-                Some(k) if out.len() < q.limit => lower = Bound::Included(k),
-                _ => return Ok(out),
             }
+            between_chunks().await;
         }
     }
 
@@ -855,38 +868,44 @@ impl Coordinate for MemoryBackend {
             // retries at most ADD_CHUNK units, then the next resumes.
             let mut lower = Bound::Unbounded;
             loop {
-                let mut st = self.lock();
-                let (spec, cx) = st.spec(name, now)?;
-                let mut failed = Vec::new();
-                let resume = spec.scan(&lower, &Bound::Unbounded, |k, u| {
-                    if failed.len() == ADD_CHUNK {
-                        return false;
+                {
+                    let mut st = self.lock();
+                    let (spec, cx) = st.spec(name, now)?;
+                    let mut failed = Vec::new();
+                    let resume = spec.scan(&lower, &Bound::Unbounded, |k, u| {
+                        if failed.len() == ADD_CHUNK {
+                            return false;
+                        }
+                        if u.status == UnitStatus::Failed {
+                            failed.push(k.clone());
+                        }
+                        true
+                    });
+                    for k in failed {
+                        n += u64::from(spec.retry(cx, &k, now));
                     }
-                    if u.status == UnitStatus::Failed {
-                        failed.push(k.clone());
+                    match resume {
+                        Some(k) => lower = Bound::Included(k),
+                        None => return Ok(n),
                     }
-                    true
-                });
-                for k in failed {
-                    n += u64::from(spec.retry(cx, &k, now));
                 }
-                match resume {
-                    Some(k) => lower = Bound::Included(k),
-                    None => return Ok(n),
-                }
+                between_chunks().await;
             }
         };
         // In chunks, as adds are.
         let mut keys = keys.into_iter().peekable();
         loop {
-            let mut st = self.lock();
-            let (spec, cx) = st.spec(name, now)?;
-            for k in keys.by_ref().take(ADD_CHUNK) {
-                n += u64::from(spec.retry(cx, &k, now));
+            {
+                let mut st = self.lock();
+                let (spec, cx) = st.spec(name, now)?;
+                for k in keys.by_ref().take(ADD_CHUNK) {
+                    n += u64::from(spec.retry(cx, &k, now));
+                }
+                if keys.peek().is_none() {
+                    return Ok(n);
+                }
             }
-            if keys.peek().is_none() {
-                return Ok(n);
-            }
+            between_chunks().await;
         }
     }
 
