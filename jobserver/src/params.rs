@@ -92,10 +92,10 @@ pub fn keys(v: &Value, what: &str) -> ParamResult<Vec<Key>> {
     }
 }
 
-/// A list (or tuple) of UTF-8 strings.
-pub fn strings(v: &Value, what: &str) -> ParamResult<Vec<String>> {
+/// A list (or tuple) of UTF-8 strings, as a set.
+pub fn string_set(v: &Value, what: &str) -> ParamResult<std::collections::BTreeSet<String>> {
     match v {
-        Value::Null => Ok(Vec::new()),
+        Value::Null => Ok(Default::default()),
         _ => match as_sequence(v) {
             Some(items) => items.iter().map(|i| string(i, what)).collect(),
             None => mismatch(what, "a list of strings", v),

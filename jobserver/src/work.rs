@@ -9,7 +9,7 @@ use cborrpc::value::{pair, text, tuple, type_name, Value};
 
 use crate::error::{RpcError, RpcResult};
 use crate::op::{in_band, Operation};
-use crate::params::{integer, key, number, string, strings, Params};
+use crate::params::{integer, key, number, string, string_set, Params};
 use crate::wire::{status, DEFAULT_GET_WORK_LEASE, DEFAULT_UPDATE_LEASE, MAX_LEASE};
 use crate::JobServer;
 
@@ -52,7 +52,7 @@ impl Operation for GetWork {
         let max_jobs = o.opt("max_jobs", integer)?.unwrap_or(1).max(1) as usize;
         o.opt("available_gb", number)?;
         let mut options = WorkOptions::new(max_jobs, get_work_lease(o.opt("lease_time", number)?));
-        options.work_spec_names = o.opt("work_spec_names", strings)?.unwrap_or_default().into_iter().collect();
+        options.work_spec_names = o.opt("work_spec_names", string_set)?.unwrap_or_default();
         Ok(GetWork { worker, options })
     }
 
