@@ -151,8 +151,17 @@ async fn handle<C: Coordinate>(
         // they pass the budget: a client that pipelines without reading
         // then blocks this task (only) until it reads.
         let must_write = conn.pending_bytes() >= cfg.max_pending_reply || !conn.has_buffered_frame();
-        if must_write && conn.flush().await.is_err() {
-            return;
+        if must_write {
+            // Let every other connection with a request ready handle it
+            // first, so the replies go out back to back at the end of the
+            // scheduler's turn, as Redis writes its replies before it
+            // sleeps. A client then finds several replies per wake-up: with
+            // 64 workers the daemon's system time per unit fell from 17 to
+            // 9 us and the rate rose by half; with 8 it made no difference.
+            tokio::task::yield_now().await;
+            if conn.flush().await.is_err() {
+                return;
+            }
         }
     }
     let _ = conn.flush().await;
