@@ -141,20 +141,13 @@ struct Envelope<'a> {
 /// Depths, for the decoder's nesting limit: the map is 0, its keys and
 /// values 1, the items of `params` 2 (3 inside a tuple's tag).
 fn read_envelope(inner: &[u8]) -> Result<Option<Envelope<'_>>, String> {
-    let truncated = || "invalid CBOR: truncated item".to_string();
     let Some((5, count, mut pos)) = read_head(inner) else {
         // Not a map: say why exactly as decoding the whole item would.
         return decode(inner).map(|_| None);
     };
     let mut env = Envelope { id: None, method: None, params: None };
     let mut left = count;
-    loop {
-        match left {
-            Some(0) => break,
-            Some(ref mut n) => *n -= 1,
-            None if inner.get(pos) == Some(&0xff) => break,
-            None => {}
-        }
+    while more_items(&mut left, inner, &mut pos) {
         let rest = inner.get(pos..).ok_or_else(truncated)?;
         let (key, klen) = match definite_string(rest) {
             Some((k, n)) => (Ok(k), n),
@@ -199,6 +192,28 @@ fn read_envelope(inner: &[u8]) -> Result<Option<Envelope<'_>>, String> {
     Ok(Some(env))
 }
 
+fn truncated() -> String {
+    "invalid CBOR: truncated item".to_string()
+}
+
+/// Whether another item of a container follows at `*pos`: counts `left`
+/// down (a definite length) or steps over the closing break (`None`, an
+/// indefinite one).
+fn more_items(left: &mut Option<u64>, buf: &[u8], pos: &mut usize) -> bool {
+    match left {
+        Some(0) => false,
+        Some(n) => {
+            *n -= 1;
+            true
+        }
+        None if buf.get(*pos) == Some(&0xff) => {
+            *pos += 1;
+            false
+        }
+        None => true,
+    }
+}
+
 /// If `buf` starts with a definite-length byte string or valid text
 /// string, its content and the length of the whole item (anything else is
 /// left to the decoder, which also makes the errors).
@@ -221,8 +236,10 @@ fn definite_string(buf: &[u8]) -> Option<(&[u8], usize)> {
 /// instead; with the bytes it took.
 #[allow(clippy::type_complexity)]
 fn read_params(buf: &[u8]) -> Result<(Option<Result<Vec<Value>, Value>>, usize), String> {
-    let truncated = || "invalid CBOR: truncated item".to_string();
-    let (mut major, mut count, mut pos) = read_head(buf).ok_or_else(truncated)?;
+    let Some((mut major, mut count, mut pos)) = read_head(buf) else {
+        // Say what is wrong with the head as the decoder says it.
+        return decode_prefix(buf, 1).map(|(v, n)| (Some(Err(v)), n));
+    };
     let mut depth = 2;
     if major == 6 && count == Some(TAG_TUPLE) {
         match read_head(&buf[pos..]) {
@@ -252,16 +269,7 @@ fn read_params(buf: &[u8]) -> Result<(Option<Result<Vec<Value>, Value>>, usize),
         items.reserve(c as usize);
     }
     let mut left = count;
-    loop {
-        match left {
-            Some(0) => break,
-            Some(ref mut n) => *n -= 1,
-            None if buf.get(pos) == Some(&0xff) => {
-                pos += 1;
-                break;
-            }
-            None => {}
-        }
+    while more_items(&mut left, buf, &mut pos) {
         let (v, n) = decode_prefix(buf.get(pos..).ok_or_else(truncated)?, depth)?;
         items.push(v);
         pos += n;
@@ -530,7 +538,7 @@ mod tests {
             frames.push(e.clone());
             for i in 0..e.len() {
                 frames.push(e[..i].to_vec());
-                for b in [0x00, 0x18, 0x1f, 0x5f, 0x7f, 0x9f, 0xbf, 0xd8, 0xf6, 0xff, e[i] ^ 0x20] {
+                for b in [0x00, 0x18, 0x1c, 0x1f, 0x5f, 0x7f, 0x9c, 0x9f, 0xbf, 0xd8, 0xf6, 0xff, e[i] ^ 0x20] {
                     let mut m = e.clone();
                     m[i] = b;
                     frames.push(m);
