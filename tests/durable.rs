@@ -719,9 +719,9 @@ async fn a_corrupted_middle_record_stops_the_start_with_file_and_offset() {
 
 /// A power loss can keep a later page of the unsynced tail and lose an
 /// earlier one (the kernel writes pages back in any order). Each batch
-/// starts with a sync mark saying how far the file was durable: damage no later mark vouches for was never
-/// acknowledged and is cut off with a log line; damage a later mark says
-/// was durable stops the start.
+/// starts with a sync mark saying how far the file was durable: damage no
+/// later mark vouches for was never acknowledged and is cut off with a log
+/// line; damage a later mark says was durable stops the start.
 #[tokio::test]
 async fn a_hole_after_the_last_sync_is_cut_and_one_before_it_refused() {
     const UNITS: usize = 20;

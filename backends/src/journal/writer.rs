@@ -5,9 +5,10 @@
 //!
 //! Group commit falls out of the shape: while a sync runs, new frames pile
 //! up, and the writer's next turn takes them all. (A second sync in flight
-//! was tried and measured: on this project's disk two concurrent syncs
-//! complete only 1.1-1.2x as many per second as one, while batches
-//! halve; under load it lost about 10% and when quiet it gained nothing.)
+//! was tried: on this project's disk two concurrent syncs complete only
+//! 1.1-1.2x as many per second as one (`bench/fsync-probe.py`), while
+//! batches halve; in A/B drains of that build, which the tree no longer
+//! has, it lost about 10% under load and gained nothing when quiet.)
 //!
 //! Every batch starts with a sync mark saying how far the file was durable
 //! when it was written, so recovery can tell a hole that a power loss left
@@ -314,7 +315,6 @@ impl Shared {
         {
             let mut p = self.pending.lock();
             p.durable = pos;
-            p.failing = None;
             let n = p.queue.partition_point(|(at, _)| *at <= p.durable);
             ready.extend(p.queue.drain(..n));
         }
@@ -540,6 +540,7 @@ impl Writer {
             }
         }
     }
+
     /// Waits a little for the batch to serve as many requests as the
     /// previous one.
     ///
