@@ -107,8 +107,9 @@ pub async fn trim_heap_forever() {
 /// own work around two system calls, so a thread keeps up with many
 /// connections, and the kernel's share of every request (the socket
 /// calls, waking the client) is as large again. On 2 CPUs with the
-/// clients on the same machine, one thread served drains at less CPU per
-/// unit and a higher rate than two; see README, Performance.
+/// clients on the same machine, one thread served every drain shape tried
+/// at less CPU per unit and a higher rate than two; see README,
+/// Performance.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
@@ -120,8 +121,9 @@ pub fn default_threads() -> usize {
 /// look at its shared queue at every turn. By default it looks once per
 /// 31 tasks, and a worker's own queue holds only 256: with 800 clients the
 /// overflow waited behind the rest, so a few clients saw 130 ms where the
-/// median was 3 ms. Checking every turn kept p99 at 18 ms for 800 clients
-/// on 2 threads.
+/// median was 3 ms (`coordbench drain --workers 800` against
+/// `--threads 2`, before this setting); checking every turn brought p99
+/// to 18 ms.
 pub fn runtime(threads: usize) -> tokio::runtime::Builder {
     if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
