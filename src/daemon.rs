@@ -293,6 +293,9 @@ async fn bind_http(options: &Options) -> Result<Option<(TcpListener, SocketAddr)
 }
 
 /// The backends the command line can name.
+// One value, built once at start-up and moved into the server: its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Memory(MemoryBackend),
     Durable(DurableBackend),

@@ -189,6 +189,13 @@ impl Coordinate for Panicky {
     ) -> impl Future<Output = Result<BTreeMap<String, Vec<ChildUnit>>>> + Send {
         self.0.get_child_work_units(worker)
     }
+    fn lock_call(
+        &self,
+        call: &backends::locks::LockCall,
+        limits: &backends::locks::LockLimits,
+    ) -> impl Future<Output = Result<backends::locks::LockAnswer>> + Send {
+        self.0.lock_call(call, limits)
+    }
     fn now(&self) -> Time {
         self.0.now()
     }

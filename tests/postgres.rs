@@ -181,3 +181,128 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     let db = fresh_database("e2e").await;
     sigterm_under_load(|| Process::start(&["--backend", &db]), 10_000, 3_000).await;
 }
+
+fn lock_path(labels: &[&str]) -> Value {
+    Value::Array(vec![Value::Array(labels.iter().map(|l| t(l)).collect())])
+}
+
+/// The `lock` methods' locks live in the database: a lock taken through
+/// one daemon excludes its path, prefixes and extensions through the other,
+/// both see one owner, and an unlock or a namespace deletion through either
+/// is seen by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_one_set_of_locks() {
+    let db = fresh_database("e2e").await;
+    let options = Options { backend: db.clone(), ..Options::loopback() };
+    let (a, b) = (Daemon::start(options.clone()).await, Daemon::start(options).await);
+    let (mut ca, mut cb) = (a.client().await, b.client().await);
+    let taken = ok_pair(Value::Bool(true));
+    assert_eq!(ca.ok("lock", vec![t("ownerA"), i(300), lock_path(&["jobs", "j1"])]).await, taken);
+    for p in [&["jobs", "j1"][..], &["jobs"], &["jobs", "j1", "part"]] {
+        let refused = cb.ok("lock", vec![t("ownerB"), i(300), lock_path(p)]).await;
+        assert_ne!(refused, taken, "{p:?} was locked through the other daemon: {refused:?}");
+    }
+    assert_eq!(cb.ok("readlock", vec![lock_path(&["jobs", "j1"])]).await, Value::Array(vec![t("ownerA")]));
+    assert_eq!(cb.ok("lock", vec![t("ownerB"), i(300), lock_path(&["jobs", "j2"])]).await, taken);
+    let got = ca
+        .ok(
+            "locksome",
+            vec![
+                t("ownerA"),
+                i(300),
+                Value::Array(vec![Value::Array(vec![t("jobs"), t("j2")]), Value::Array(vec![t("jobs"), t("j3")])]),
+            ],
+        )
+        .await;
+    assert_eq!(
+        got,
+        Value::Array(vec![Value::Array(vec![Value::Null, Value::Array(vec![t("jobs"), t("j3")])]), Value::Null])
+    );
+    // Renewing and unlocking need the owner, whichever daemon is asked.
+    assert_ne!(cb.ok("renew", vec![t("ownerB"), i(300), lock_path(&["jobs", "j1"])]).await, taken);
+    assert_eq!(cb.ok("renew", vec![t("ownerA"), i(300), lock_path(&["jobs", "j1"])]).await, taken);
+    assert_ne!(cb.ok("unlock", vec![t("ownerB"), lock_path(&["jobs", "j1"])]).await, taken);
+    assert_eq!(cb.ok("unlock", vec![t("ownerA"), lock_path(&["jobs", "j1"])]).await, taken);
+    assert_eq!(ca.ok("readlock", vec![lock_path(&["jobs", "j1"])]).await, Value::Array(vec![Value::Null]));
+    assert_eq!(ca.ok("lock", vec![t("ownerA"), i(300), lock_path(&["jobs", "j1"])]).await, taken);
+    cb.ok("delete_namespace", vec![t("jobs")]).await;
+    let all = Value::Array(vec![
+        Value::Array(vec![t("jobs"), t("j1")]),
+        Value::Array(vec![t("jobs"), t("j2")]),
+        Value::Array(vec![t("jobs"), t("j3")]),
+    ]);
+    assert_eq!(ca.ok("readlock", vec![all]).await, Value::Array(vec![Value::Null; 3]));
+}
+
+/// Many clients of two daemons race for the same few paths: at any moment
+/// each path has at most one owner, so no two clients ever both hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_lockers_on_two_daemons_never_share_a_path() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 40;
+    let db = fresh_database("e2e").await;
+    let options = Options { backend: db.clone(), ..Options::loopback() };
+    let daemons = [Daemon::start(options.clone()).await, Daemon::start(options).await];
+    let holders: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for n in 0..CLIENTS {
+        let addr = daemons[n % 2].addr;
+        let holders = holders.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let me = format!("client{n}");
+            let mut took = 0;
+            for r in 0..ROUNDS {
+                let slot = (n + r) % 3;
+                // A path, or its parent, so prefixes race with extensions.
+                let path = if r % 2 == 0 { lock_path(&["race", &slot.to_string()]) } else { lock_path(&["race"]) };
+                if c.ok("lock", vec![t(&me), i(300), path.clone()]).await != ok_pair(Value::Bool(true)) {
+                    continue;
+                }
+                took += 1;
+                {
+                    let mut h = holders.lock().await;
+                    // Whole-namespace locks take slot 99; any other holder
+                    // of the namespace, or of the same slot, is a double grant.
+                    let key = if r % 2 == 0 { slot } else { 99 };
+                    let clash = h.iter().find(|(k, _)| **k == key || **k == 99 || key == 99);
+                    assert!(clash.is_none(), "{me} got {key} while {clash:?} was held");
+                    h.insert(key, n);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                {
+                    let mut h = holders.lock().await;
+                    h.retain(|_, who| *who != n);
+                }
+                assert_eq!(c.ok("unlock", vec![t(&me), path]).await, ok_pair(Value::Bool(true)));
+            }
+            took
+        }));
+    }
+    let mut took = 0;
+    for task in tasks {
+        took += task.await.unwrap();
+    }
+    assert!(took >= CLIENTS, "only {took} locks were ever taken");
+}
+
+/// A lock survives `kill -9` of the daemon that took it, keeps its owner
+/// and deadline, and an unlock answered before the kill stays done.
+#[tokio::test]
+async fn locks_survive_kill_9() {
+    let db = fresh_database("e2e").await;
+    let d = Process::start(&["--backend", &db]);
+    let mut c = d.client().await;
+    let taken = ok_pair(Value::Bool(true));
+    assert_eq!(c.ok("lock", vec![t("alice"), i(600), lock_path(&["jobs", "a"])]).await, taken);
+    assert_eq!(c.ok("lock", vec![t("bob"), i(600), lock_path(&["jobs", "b"])]).await, taken);
+    assert_eq!(c.ok("unlock", vec![t("bob"), lock_path(&["jobs", "b"])]).await, taken);
+    d.signal(libc::SIGKILL);
+    drop(d);
+    let d = Process::start(&["--backend", &db]);
+    let mut c = d.client().await;
+    assert_eq!(c.ok("readlock", vec![lock_path(&["jobs", "a"])]).await, Value::Array(vec![t("alice")]));
+    assert_eq!(c.ok("readlock", vec![lock_path(&["jobs", "b"])]).await, Value::Array(vec![Value::Null]));
+    assert_ne!(c.ok("lock", vec![t("bob"), i(600), lock_path(&["jobs"])]).await, taken);
+    assert_eq!(c.ok("renew", vec![t("alice"), i(600), lock_path(&["jobs", "a"])]).await, taken);
+}

@@ -37,7 +37,7 @@ use tracing::{error, info, warn};
 use crate::clock::{Clock, Time};
 use crate::journal::frame::{append_frame, check_header, scan, End, FileKind, FILE_HEADER, JOURNAL_VERSION};
 use crate::journal::{Dir, Disk, FsyncMode, Journal, RealDisk};
-use crate::locks::{HeldLock, LockTree};
+use crate::locks::{LockAnswer, LockCall, LockLimits};
 use crate::memory::{Cursor, MemoryBackend, Sink};
 use crate::model::*;
 use crate::stats::SpecStats;
@@ -160,6 +160,7 @@ impl DurableBackend {
             current += 1;
         }
         let journal = Arc::new(Journal::start(dir.clone(), current, opts.fsync).map_err(io)?);
+        mem.restore_locks().map_err(|e| fail(format!("data directory {}: {e}", dir.path().display())))?;
         mem.attach(Arc::new(JournalSink(journal.clone())));
         info!(
             dir = %dir.path().display(),
@@ -463,20 +464,12 @@ impl Coordinate for DurableBackend {
     fn now(&self) -> Time {
         self.mem.now()
     }
-    fn save_locks(&self, tree: &LockTree, now: Time) -> impl Future<Output = Result<()>> + Send {
-        let refused = self.journal.error();
-        if refused.is_none() {
-            self.mem.journal_locks(tree, now);
+    async fn lock_call(&self, call: &LockCall, limits: &LockLimits) -> Result<LockAnswer> {
+        if call.writes() {
+            self.write(self.mem.lock_call(call, limits)).await
+        } else {
+            self.mem.lock_call(call, limits).await
         }
-        async move {
-            if let Some(e) = refused {
-                return Err(fail(e.to_string()));
-            }
-            self.journal.wait_appended().await.map_err(|e| fail(e.to_string()))
-        }
-    }
-    fn saved_locks(&self) -> Vec<HeldLock> {
-        self.mem.saved_locks()
     }
     async fn spec_stats(&self) -> Result<Vec<SpecStats>> {
         self.mem.spec_stats().await

@@ -12,7 +12,9 @@
 //!   weighted-random draw that pushes pending counts toward the weights.
 //! * [`clock`] — wall time behind a trait, so leases, delays, intervals and
 //!   worker expiry are tested without sleeping.
-//! * [`locks`] — the daemon-wide hierarchical lock tree of the `lock` RPCs.
+//! * [`locks`] — the hierarchical lock tree of the `lock` RPCs, and each
+//!   call of them as data ([`locks::LockCall`]) for
+//!   [`Coordinate::lock_call`].
 //! * [`stats`] — what the daemon's metrics read at scrape time: counts per
 //!   status and counters of unit events, per spec.
 //! * [`memory`] — the in-memory backend.
@@ -131,21 +133,16 @@ pub trait Coordinate: Send + Sync + 'static {
     /// The backend's current time.
     fn now(&self) -> Time;
 
-    /// Records the locks `tree` holds now, after a lock call changed them,
-    /// so a restart finds them again; the future completes once they are
-    /// durable. The set is read when this is called, under whatever
-    /// orders the backend's writes, so of two concurrent calls the one
-    /// recorded last saw both changes. Backends that do not keep locks
-    /// (memory, PostgreSQL for now) do nothing.
-    fn save_locks(&self, tree: &locks::LockTree, now: Time) -> impl Future<Output = Result<()>> + Send {
-        let _ = (tree, now);
-        std::future::ready(Ok(()))
-    }
-
-    /// The locks recorded when the backend was opened.
-    fn saved_locks(&self) -> Vec<locks::HeldLock> {
-        Vec::new()
-    }
+    /// Runs one call of the lock family (`lock`, `renew`, `locksome`,
+    /// `readlock`, `unlock`, `delete_namespace`) on the locks this backend
+    /// keeps, under `limits`. A refusal is an answer, not an error; the
+    /// answer to a call that changed the locks comes once the change is
+    /// as durable as the backend's units.
+    fn lock_call(
+        &self,
+        call: &locks::LockCall,
+        limits: &locks::LockLimits,
+    ) -> impl Future<Output = Result<locks::LockAnswer>> + Send;
 
     /// Every spec's unit counts, current now (due leases and delays
     /// applied first, as `count_work_units` does), with the counters the

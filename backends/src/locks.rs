@@ -1,8 +1,11 @@
 //! The hierarchical lock tree behind the `lock`, `locksome`, `renew`,
 //! `readlock`, `unlock` and `delete_namespace` RPCs.
 //!
-//! One tree per daemon process, shared by all clients, not persisted (as in
-//! go-coordinate). A key path is a list of labels (any CBOR values,
+//! The embedded backends each keep one tree, shared by all clients (the
+//! durable one journals it); PostgreSQL keeps the locks as rows and runs
+//! each call on a tree of the rows it can touch ([`LockRow`]). Each call
+//! of the lock methods is a [`LockCall`] applied by [`LockTree::apply`],
+//! so the rules are written once. A key path is a list of labels (any CBOR values,
 //! compared by exact CBOR equality, so `b"a"` ≠ `"a"`); a path can be
 //! locked only if no prefix and no extension of it is locked. Locks are not
 //! re-entrant. Every operation first drops locks whose deadline has passed
@@ -16,7 +19,9 @@
 //! label and expiry visits only expired locks, so a call costs
 //! O(labels in it + locks it expires).
 
+mod call;
 mod keys;
+mod rows;
 mod tree;
 
 #[cfg(test)]
@@ -27,9 +32,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::Time;
+pub use call::{LockAnswer, LockCall};
 use cborrpc::Value;
 pub use keys::LockLimits;
 use keys::{label_key, Keys};
+pub use rows::{LockRow, RowScope};
 use tree::Tree;
 
 /// One held lock, as listed by [`LockTree::held_locks`].
@@ -93,8 +100,19 @@ impl LockTree {
     /// Locks every path or none: `Err` names the first unlockable one, or
     /// the limit the call exceeds.
     pub fn lock(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        self.limits.check_owner(owner)?;
-        let keys = Keys::encode(&self.limits, paths)?;
+        self.lock_in(&self.limits, now, owner, timeout, paths)
+    }
+
+    fn lock_in(
+        &self,
+        l: &LockLimits,
+        now: Time,
+        owner: &str,
+        timeout: f64,
+        paths: &[Vec<Value>],
+    ) -> Result<(), String> {
+        l.check_owner(owner)?;
+        let keys = Keys::encode(l, paths)?;
         let owner: Arc<str> = owner.into();
         let mut tree = self.tree.lock();
         tree.expire(now);
@@ -123,8 +141,19 @@ impl LockTree {
         timeout: f64,
         paths: &[Vec<Value>],
     ) -> Result<Vec<Option<Vec<Value>>>, String> {
-        self.limits.check_owner(owner)?;
-        let keys = Keys::encode(&self.limits, paths)?;
+        self.locksome_in(&self.limits, now, owner, timeout, paths)
+    }
+
+    fn locksome_in(
+        &self,
+        l: &LockLimits,
+        now: Time,
+        owner: &str,
+        timeout: f64,
+        paths: &[Vec<Value>],
+    ) -> Result<Vec<Option<Vec<Value>>>, String> {
+        l.check_owner(owner)?;
+        let keys = Keys::encode(l, paths)?;
         let owner: Arc<str> = owner.into();
         let mut tree = self.tree.lock();
         tree.expire(now);
@@ -144,7 +173,18 @@ impl LockTree {
 
     /// Extends locks that `owner` holds on every path, or none of them.
     pub fn renew(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        let keys = Keys::encode(&self.limits, paths)?;
+        self.renew_in(&self.limits, now, owner, timeout, paths)
+    }
+
+    fn renew_in(
+        &self,
+        l: &LockLimits,
+        now: Time,
+        owner: &str,
+        timeout: f64,
+        paths: &[Vec<Value>],
+    ) -> Result<(), String> {
+        let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
         check_held(&tree, &keys, paths, owner, "is held by None")?;
@@ -166,18 +206,22 @@ impl LockTree {
     /// The owner of each path, or `Err` naming the limit the call exceeds,
     /// including the total bytes of owners in the reply.
     pub fn try_readlock(&self, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
-        let keys = Keys::encode(&self.limits, paths)?;
+        self.readlock_in(&self.limits, now, paths)
+    }
+
+    fn readlock_in(&self, l: &LockLimits, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
+        let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
         let owners: Vec<Option<Arc<str>>> =
             (0..keys.len()).map(|i| tree.held(keys.path(i)).map(|h| h.owner.clone())).collect();
         drop(tree);
         let total: usize = owners.iter().flatten().map(|o| o.len()).sum();
-        if total > self.limits.max_reply_bytes {
+        if total > l.max_reply_bytes {
             return Err(format!(
                 "readlock reply would carry {total} bytes of locker ids, more than the limit of {} \
                  (max_reply_bytes); ask for fewer key paths",
-                self.limits.max_reply_bytes
+                l.max_reply_bytes
             ));
         }
         Ok(owners.into_iter().map(|o| o.map(|o| o.to_string())).collect())
@@ -185,7 +229,11 @@ impl LockTree {
 
     /// Unlocks every path if `owner` holds them all; otherwise nothing.
     pub fn unlock(&self, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
-        let keys = Keys::encode(&self.limits, paths)?;
+        self.unlock_in(&self.limits, now, owner, paths)
+    }
+
+    fn unlock_in(&self, l: &LockLimits, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
+        let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
         check_held(&tree, &keys, paths, owner, "is not held")?;
@@ -200,7 +248,11 @@ impl LockTree {
 
     /// Removes the root's child labelled `prefix` and everything under it.
     pub fn delete_namespace(&self, now: Time, prefix: &Value) {
-        let key = label_key(&self.limits, prefix);
+        self.delete_namespace_in(&self.limits, now, prefix)
+    }
+
+    fn delete_namespace_in(&self, l: &LockLimits, now: Time, prefix: &Value) {
+        let key = label_key(l, prefix);
         let mut tree = self.tree.lock();
         tree.expire(now);
         if let Some(key) = key {
@@ -226,6 +278,25 @@ impl LockTree {
                 deadline,
             })
             .collect()
+    }
+
+    /// Puts back locks a durable backend recorded, each with its own
+    /// deadline, whatever the limits now are (they were taken under the
+    /// limits then). They were held together, so none conflicts.
+    pub fn restore(&self, held: impl IntoIterator<Item = HeldLock>) {
+        let unlimited = LockLimits {
+            max_depth: usize::MAX,
+            max_label_bytes: usize::MAX,
+            max_paths: usize::MAX,
+            max_owner_bytes: usize::MAX,
+            max_reply_bytes: usize::MAX,
+        };
+        let mut tree = self.tree.lock();
+        for h in held {
+            if let Ok(keys) = Keys::encode(&unlimited, std::slice::from_ref(&h.path)) {
+                tree.lock(keys.path(0), &h.owner.as_str().into(), h.deadline);
+            }
+        }
     }
 
     /// Nodes in the tree, the root included, as the last call left it (1

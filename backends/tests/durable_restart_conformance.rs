@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use backends::durable::{DurableBackend, DurableOptions};
+use backends::locks::{LockAnswer, LockCall, LockLimits};
 use backends::model::*;
 use backends::stats::SpecStats;
 use backends::{Coordinate, MockClock, Time, Value};
@@ -139,6 +140,13 @@ impl Coordinate for Restarting {
     }
     async fn get_child_work_units(&self, worker: &str) -> Result<BTreeMap<String, Vec<ChildUnit>>> {
         self.cur().get_child_work_units(worker).await
+    }
+    async fn lock_call(&self, call: &LockCall, limits: &LockLimits) -> Result<LockAnswer> {
+        if call.writes() {
+            self.write(|b| async move { b.lock_call(call, limits).await }).await
+        } else {
+            self.cur().lock_call(call, limits).await
+        }
     }
     fn now(&self) -> Time {
         self.cur().now()

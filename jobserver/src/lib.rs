@@ -2,8 +2,8 @@
 //!
 //! [`JobServer::call`] takes a method name and its CBOR parameters and
 //! dispatches to one typed [`Operation`] per method, which decodes them
-//! ([`params`]), makes one call on the [`Coordinate`] backend (or the lock
-//! tree), and shapes the answer exactly as the Python client unpacks it.
+//! ([`params`]), makes one call on the [`Coordinate`] backend (which keeps
+//! the locks of the lock methods too), and shapes the answer exactly as the Python client unpacks it.
 //! It knows nothing of sockets; the daemon's connection loop feeds it, and
 //! the HTTP API runs the same operations with JSON around them.
 //!
@@ -82,7 +82,7 @@ pub mod workers;
 
 use std::time::Instant;
 
-use backends::locks::{LockLimits, LockTree};
+use backends::locks::LockLimits;
 use backends::Coordinate;
 use cborrpc::Value;
 
@@ -111,7 +111,6 @@ impl Default for Limits {
 /// The RPC front of a Coordinate backend.
 pub struct JobServer<C> {
     backend: C,
-    locks: LockTree,
     config: Option<Value>,
     limits: Limits,
     metrics: RequestStats,
@@ -126,27 +125,12 @@ impl<C: Coordinate> JobServer<C> {
 
     /// A job server with the given limits.
     pub fn with_limits(backend: C, config: Option<Value>, limits: Limits) -> Self {
-        let locks = LockTree::with_limits(limits.locks.clone());
-        // Locks a durable backend kept across a restart, with what is left
-        // of their time.
-        let now = backend.now();
-        for held in backend.saved_locks() {
-            let left = (held.deadline.0 - now.0) as f64 / 1e6;
-            if left > 0.0 {
-                let _ = locks.lock(now, &held.owner, left, &[held.path]);
-            }
-        }
-        JobServer { backend, locks, config, limits, metrics: RequestStats::default() }
+        JobServer { backend, config, limits, metrics: RequestStats::default() }
     }
 
     /// The backend.
     pub fn backend(&self) -> &C {
         &self.backend
-    }
-
-    /// The daemon's lock tree.
-    pub fn locks(&self) -> &LockTree {
-        &self.locks
     }
 
     /// The `--config` document, if any.

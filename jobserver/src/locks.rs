@@ -1,9 +1,12 @@
-//! The lock methods (docs/protocol.md §3.5, §6) over the daemon's lock
-//! tree: `lock`, `renew`, `locksome`, `readlock`, `unlock` and
-//! `delete_namespace`. Failures the client expects (a path held by someone
-//! else, a call over a limit) are answered in band as `[false, message]`
-//! where the method has such a pair, else as an error reply.
+//! The lock methods (docs/protocol.md §3.5, §6): `lock`, `renew`,
+//! `locksome`, `readlock`, `unlock` and `delete_namespace`, each one
+//! [`LockCall`] on the backend, which keeps the locks (the embedded
+//! backends in their own tree, PostgreSQL in a table every daemon
+//! shares). Failures the client expects (a path held by someone else, a
+//! call over a limit) are answered in band as `[false, message]` where the
+//! method has such a pair, else as an error reply.
 
+use backends::locks::{LockAnswer, LockCall};
 use backends::Coordinate;
 use cborrpc::value::{as_sequence, int, pair, Value};
 
@@ -68,10 +71,8 @@ impl Operation for Lock {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        let r = &self.0;
-        let now = s.backend().now();
-        let out = s.locks().lock(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
-        saved(s, now, out).await
+        let LockRequest { owner, timeout, paths } = self.0;
+        done_or_refused(run(s, LockCall::Lock { owner, timeout, paths }).await?)
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -92,10 +93,8 @@ impl Operation for Renew {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        let r = &self.0;
-        let now = s.backend().now();
-        let out = s.locks().renew(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
-        saved(s, now, out).await
+        let LockRequest { owner, timeout, paths } = self.0;
+        done_or_refused(run(s, LockCall::Renew { owner, timeout, paths }).await?)
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -116,10 +115,11 @@ impl Operation for LockSome {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        let r = &self.0;
-        let now = s.backend().now();
-        let out = s.locks().try_locksome(now, &r.owner, r.timeout, &r.paths).map_err(Refused);
-        saved(s, now, out).await
+        let LockRequest { owner, timeout, paths } = self.0;
+        match run(s, LockCall::LockSome { owner, timeout, paths }).await? {
+            LockAnswer::Some(r) => Ok(r.map_err(Refused)),
+            other => Err(mismatched(other)),
+        }
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -148,7 +148,10 @@ impl Operation for ReadLock {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        s.locks().try_readlock(s.backend().now(), &self.paths).map_err(RpcError::InvalidRequest)
+        match run(s, LockCall::ReadLock { paths: self.paths }).await? {
+            LockAnswer::Owners(r) => r.map_err(RpcError::InvalidRequest),
+            other => Err(mismatched(other)),
+        }
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -174,9 +177,7 @@ impl Operation for Unlock {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<Self::Output> {
-        let now = s.backend().now();
-        let out = s.locks().unlock(now, &self.owner, &self.paths).map_err(Refused);
-        saved(s, now, out).await
+        done_or_refused(run(s, LockCall::Unlock { owner: self.owner, paths: self.paths }).await?)
     }
 
     fn answer(out: RpcResult<Self::Output>) -> RpcResult<Value> {
@@ -199,10 +200,10 @@ impl Operation for DeleteNamespace {
     }
 
     async fn execute<C: Coordinate>(self, s: &JobServer<C>) -> RpcResult<()> {
-        let now = s.backend().now();
-        s.locks().delete_namespace(now, &self.prefix);
-        s.backend().save_locks(s.locks(), now).await?;
-        Ok(())
+        match done_or_refused(run(s, LockCall::DeleteNamespace { prefix: self.prefix }).await?)? {
+            Ok(()) => Ok(()),
+            Err(Refused(msg)) => Err(RpcError::InvalidRequest(msg)),
+        }
     }
 
     fn answer(out: RpcResult<()>) -> RpcResult<Value> {
@@ -210,16 +211,19 @@ impl Operation for DeleteNamespace {
     }
 }
 
-/// Has the backend record the lock set after a call that changed it, and
-/// answers only once it is recorded (a durable backend keeps locks across
-/// a restart; the others do nothing).
-async fn saved<C: Coordinate, T, E>(
-    s: &JobServer<C>,
-    now: backends::Time,
-    out: Result<T, E>,
-) -> RpcResult<Result<T, E>> {
-    if out.is_ok() {
-        s.backend().save_locks(s.locks(), now).await?;
+/// Runs a call on the backend's locks under the server's limits.
+async fn run<C: Coordinate>(s: &JobServer<C>, call: LockCall) -> RpcResult<LockAnswer> {
+    Ok(s.backend().lock_call(&call, &s.limits().locks).await?)
+}
+
+fn done_or_refused(answer: LockAnswer) -> RpcResult<Result<(), Refused>> {
+    match answer {
+        LockAnswer::Done(r) => Ok(r.map_err(Refused)),
+        other => Err(mismatched(other)),
     }
-    Ok(out)
+}
+
+/// A backend answered a lock call with the shape of another method's.
+fn mismatched(answer: LockAnswer) -> RpcError {
+    RpcError::Internal(format!("lock call answered {answer:?}"))
 }

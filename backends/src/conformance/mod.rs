@@ -27,6 +27,7 @@ pub mod continuous;
 pub mod del_units;
 pub mod delays;
 pub mod fixture;
+pub mod locks;
 pub mod max_retries;
 pub mod max_running;
 pub mod priorities;
@@ -44,6 +45,7 @@ pub use continuous::*;
 pub use del_units::*;
 pub use delays::*;
 pub use fixture::*;
+pub use locks::*;
 pub use max_retries::*;
 pub use max_running::*;
 pub use priorities::*;
@@ -162,6 +164,12 @@ macro_rules! conformance_tests {
             archive_removes_old_units,
             spec_stats_match_counts,
             spec_stats_counters_count_each_event,
+            locks_exclude_prefixes_and_extensions,
+            lock_is_all_or_nothing_and_locksome_is_not,
+            renew_and_unlock_need_the_owner,
+            locks_expire_by_the_clock,
+            labels_compare_exactly_and_namespaces_delete,
+            lock_calls_over_a_limit_are_refused,
         );
     };
     (@names; $($rule:ident),* $(,)?) => {

@@ -45,6 +45,7 @@ use cborrpc::value::map_get;
 use cborrpc::Value;
 
 use crate::clock::{Clock, SystemClock, Time};
+use crate::locks::{LockAnswer, LockCall, LockLimits, LockTree};
 use crate::model::*;
 use crate::scheduler::{self, Candidate};
 use crate::stats::{SpecCounters, SpecStats};
@@ -455,6 +456,9 @@ impl Drop for Locked<'_> {
 pub struct MemoryBackend {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    /// The locks of the `lock` methods: a tree of their own, under its own
+    /// mutex, so lock calls never wait for unit work.
+    locks: LockTree,
 }
 
 impl Default for MemoryBackend {
@@ -482,6 +486,7 @@ impl MemoryBackend {
         MemoryBackend {
             state: Mutex::new(State { specs: BTreeMap::new(), cx: Ctx::default(), rng, locks: Vec::new() }),
             clock,
+            locks: LockTree::new(),
         }
     }
 
@@ -1071,6 +1076,15 @@ impl Coordinate for MemoryBackend {
             out.insert(child.to_string(), units);
         }
         Ok(out)
+    }
+
+    async fn lock_call(&self, call: &LockCall, limits: &LockLimits) -> Result<LockAnswer> {
+        let now = self.now();
+        let answer = self.locks.apply(limits, now, call);
+        if call.writes() && answer.is_ok() {
+            self.journal_locks(now);
+        }
+        Ok(answer)
     }
 
     fn now(&self) -> Time {

@@ -28,7 +28,7 @@ use super::workers::{Worker, Workers};
 use super::{Attempt, Spec, State, UKey, Unit, NO_DELAY};
 use crate::clock::Time;
 use crate::journal::codec::{Dec, Enc, Malformed};
-use crate::locks::{HeldLock, LockTree};
+use crate::locks::HeldLock;
 use crate::model::{prepare_spec, UnitStatus};
 
 /// Where sealed records go: the journal.
@@ -104,6 +104,20 @@ impl Log {
         if let (Some(_), Some(w)) = (&self.sink, w) {
             encode_worker(&mut self.txn, name, w);
         }
+    }
+
+    /// The whole lock set, as [`encode_locks`] wrote it.
+    pub(super) fn locks(&mut self, body: &[u8]) {
+        if self.sink.is_some() {
+            let mut e = Enc(&mut self.txn);
+            e.u8(LOCKS);
+            e.bytes(body);
+        }
+    }
+
+    /// Whether changes are journaled at all.
+    pub(super) fn active(&self) -> bool {
+        self.sink.is_some()
     }
 
     pub(super) fn worker_del(&mut self, name: &str) {
@@ -483,23 +497,35 @@ fn decode_locks(body: &[u8]) -> Result<Vec<HeldLock>, Malformed> {
 }
 
 impl super::MemoryBackend {
-    /// Journals the locks `tree` holds now, read under the state lock so
-    /// journal order is the order of the reads.
-    pub fn journal_locks(&self, tree: &LockTree, now: Time) {
+    /// Journals the locks held now, if they changed since the last
+    /// record; read under the state lock, so journal order is the order
+    /// of the reads and of two concurrent calls the later record holds
+    /// both changes.
+    pub(super) fn journal_locks(&self, now: Time) {
         let mut st = self.lock();
-        let body = encode_locks(&tree.held_locks(now));
+        if !st.cx.log.active() {
+            return;
+        }
+        let body = encode_locks(&self.locks.held_locks(now));
         if body == st.locks {
             return;
         }
-        let mut e = Enc(&mut st.cx.log.txn);
-        e.u8(LOCKS);
-        e.bytes(&body);
+        st.cx.log.locks(&body);
         st.locks = body;
     }
 
-    /// The locks the last lock record held.
-    pub fn saved_locks(&self) -> Vec<HeldLock> {
-        decode_locks(&self.state.lock().locks).unwrap_or_default()
+    /// Puts the locks the last lock record held (recovered from the
+    /// journal and snapshot) back in the tree, with their own deadlines;
+    /// those already past expire on the next lock call.
+    pub fn restore_locks(&self) -> Result<(), String> {
+        let st = self.state.lock();
+        if st.locks.is_empty() {
+            return Ok(());
+        }
+        let held = decode_locks(&st.locks).map_err(|e| format!("lock record: {e}"))?;
+        drop(st);
+        self.locks.restore(held);
+        Ok(())
     }
 
     /// A canonical encoding of the whole state: specs and units in key
@@ -525,6 +551,10 @@ impl super::MemoryBackend {
             encode_worker(&mut out, name, w);
         }
         out.extend_from_slice(&st.locks);
+        // The tree itself, in path order (its own order follows insertion).
+        let mut held = self.locks.held_locks(Time(i64::MIN));
+        held.sort_by_cached_key(|h| to_vec(&Value::Array(h.path.clone())));
+        out.extend_from_slice(&encode_locks(&held));
         out
     }
 }

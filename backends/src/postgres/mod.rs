@@ -15,12 +15,14 @@
 //! The files follow the subjects: [`config`] (where the database is),
 //! `error` and `tx` (how a call runs), `sql` (shared SQL text and column
 //! mappings), `expiry` (due leases and delays), `specs`, `units`, `work`
-//! (handing out and updating work), `workers`, and [`schema`]. The
+//! (handing out and updating work), `workers`, `locks` (the lock
+//! methods' locks, shared by the daemons), and [`schema`]. The
 //! [`Coordinate`] impl here only delegates.
 
 pub mod config;
 mod error;
 mod expiry;
+mod locks;
 pub mod schema;
 mod specs;
 mod sql;
@@ -200,6 +202,14 @@ impl Coordinate for PostgresBackend {
 
     async fn get_child_work_units(&self, worker: &str) -> Result<BTreeMap<String, Vec<ChildUnit>>> {
         workers::child_units(self, worker).await
+    }
+
+    async fn lock_call(
+        &self,
+        call: &crate::locks::LockCall,
+        limits: &crate::locks::LockLimits,
+    ) -> Result<crate::locks::LockAnswer> {
+        locks::call(self, call, limits).await
     }
 
     fn now(&self) -> Time {

@@ -17,6 +17,7 @@
 //! * `unit_count` keeps per-spec, per-status counts in 64 shards, updated by
 //!   statement-level triggers from the transition tables, so counting never
 //!   scans units and concurrent writers rarely touch the same counter row.
+//! * `lock_path` holds the `lock` methods' locks, one row per locked path.
 
 use tokio_postgres::Client;
 
@@ -124,6 +125,15 @@ CREATE INDEX worker_parent ON worker (parent);
     // from version 1 were answered as bytes and keep that answer.
     r#"
 ALTER TABLE work_unit ADD COLUMN key_text BOOLEAN NOT NULL DEFAULT false;
+"#,
+    // 3: the lock methods' locks, shared by every daemon (postgres/locks.rs).
+    r#"
+CREATE TABLE lock_path (
+    key BYTEA PRIMARY KEY,
+    owner TEXT NOT NULL,
+    deadline BIGINT NOT NULL
+);
+CREATE INDEX lock_path_deadline ON lock_path (deadline);
 "#,
 ];
 
