@@ -44,6 +44,8 @@ pub struct Options {
     pub durable: DurableSettings,
     /// Connections in the PostgreSQL pool.
     pub pg_pool_size: usize,
+    /// How long one PostgreSQL call may take.
+    pub pg_timeout: std::time::Duration,
     /// The value the `get_config` RPC returns.
     pub config: Option<Value>,
     /// Log every request at info level.
@@ -99,6 +101,7 @@ impl Default for Options {
             backend: "durable".into(),
             durable: DurableSettings::default(),
             pg_pool_size: 8,
+            pg_timeout: backends::postgres::DEFAULT_CALL_TIMEOUT,
             config: None,
             log_requests: false,
             max_frame_bytes: cborrpc::connection::DEFAULT_MAX_FRAME,
@@ -324,7 +327,7 @@ impl Backend {
             url if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
                 PostgresBackend::connect(url, Arc::new(SystemClock), options.pg_pool_size)
                     .await
-                    .map(Backend::Postgres)
+                    .map(|b| Backend::Postgres(b.with_call_timeout(options.pg_timeout)))
                     .map_err(|e| format!("cannot open the PostgreSQL backend: {e}"))
             }
             other => Err(format!("unknown backend {other:?} (expected `durable`, `memory` or a postgres:// address)")),

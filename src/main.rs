@@ -48,6 +48,10 @@ struct Args {
     /// Connections in the PostgreSQL pool.
     #[arg(long, default_value_t = 8)]
     pg_pool_size: usize,
+    /// Seconds one PostgreSQL call may take, waiting for a connection
+    /// included; past it the client gets an error reply.
+    #[arg(long, default_value_t = backends::postgres::DEFAULT_CALL_TIMEOUT.as_secs_f64())]
+    pg_timeout: f64,
     /// YAML file returned by the `get_config` RPC.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -163,6 +167,13 @@ fn main() -> ExitCode {
             truncate_corrupt_journal: args.truncate_corrupt_journal,
         },
         pg_pool_size: args.pg_pool_size,
+        pg_timeout: std::time::Duration::try_from_secs_f64(args.pg_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                eprintln!("coordinated: --pg-timeout must be a positive number of seconds");
+                std::process::exit(2)
+            }),
         config,
         log_requests: args.log_requests,
         max_frame_bytes: args.max_frame_bytes,

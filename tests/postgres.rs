@@ -306,3 +306,220 @@ async fn locks_survive_kill_9() {
     assert_ne!(c.ok("lock", vec![t("bob"), i(600), lock_path(&["jobs"])]).await, taken);
     assert_eq!(c.ok("renew", vec![t("alice"), i(600), lock_path(&["jobs", "a"])]).await, taken);
 }
+
+/// A cluster of this test's own (scripts/pg-cluster), so it can be
+/// restarted without disturbing tests that share the suite's cluster;
+/// stopped and removed on drop.
+struct OwnCluster {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnCluster {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-cluster")
+    }
+
+    fn start() -> OwnCluster {
+        let dir = data_dir("own-cluster");
+        let out = std::process::Command::new(Self::script())
+            .args(["start", dir.to_str().unwrap(), "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .output()
+            .expect("run scripts/pg-cluster");
+        assert!(out.status.success(), "pg-cluster start: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let url = text.trim().strip_prefix("export COORDINATE_TEST_PG=").expect("the cluster's URL").to_string();
+        OwnCluster { dir, url }
+    }
+
+    /// A fast restart: every client is disconnected, the server comes back
+    /// on the same port with the same data.
+    fn restart(&self) {
+        let out = std::process::Command::new(Self::script())
+            .args(["restart", self.dir.to_str().unwrap()])
+            .output()
+            .expect("run scripts/pg-cluster");
+        assert!(out.status.success(), "pg-cluster restart: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script()).args(["stop", self.dir.to_str().unwrap()]).output();
+    }
+}
+
+/// A relay that can stall: while stalled it accepts and reads but forwards
+/// nothing, as an unreachable network does (no reset, no answer).
+struct StallRelay {
+    addr: SocketAddr,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallRelay {
+    async fn start(target: SocketAddr) -> StallRelay {
+        use std::sync::atomic::Ordering::Relaxed;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let flag = stalled.clone();
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let flag = flag.clone();
+                pipes.spawn(async move {
+                    while flag.load(Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    let Ok(outbound) = TcpStream::connect(target).await else { return };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    let pipe = |mut r: tokio::net::tcp::OwnedReadHalf, mut w: tokio::net::tcp::OwnedWriteHalf| {
+                        let flag = flag.clone();
+                        async move {
+                            let mut buf = vec![0u8; 16 << 10];
+                            while let Ok(n @ 1..) = r.read(&mut buf).await {
+                                while flag.load(Relaxed) {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
+                                if w.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = w.shutdown().await;
+                        }
+                    };
+                    tokio::join!(pipe(ri, wo), pipe(ro, wi));
+                });
+            }
+        });
+        StallRelay { addr, stalled, task }
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for StallRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A 64-worker drain through a database that first becomes unreachable for
+/// 30 s (packets go nowhere) and later restarts. Meanwhile every request
+/// is answered, with an error at the latest at `--pg-timeout`; the daemon
+/// reconnects by itself; afterwards every unit is finished, and no unit is
+/// handed out after its finish was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_and_restart_under_a_64_worker_drain_lose_nothing() {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+    const UNITS: usize = 3000;
+    const WORKERS: usize = 64;
+    const TIMEOUT_SECS: u64 = 2;
+    let cluster = OwnCluster::start();
+    let cfg: tokio_postgres::Config = cluster.url.parse().unwrap();
+    let port = cfg.get_ports().first().copied().unwrap();
+    let relay = StallRelay::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let via_relay = cluster.url.replacen(&format!(":{port}/"), &format!(":{}/", relay.addr.port()), 1);
+    let d = Process::start(&["--backend", &via_relay, "--pg-timeout", &TIMEOUT_SECS.to_string()]);
+    let mut c = d.client().await;
+    c.ok("set_work_spec", vec![map(&[("name", t("outage"))])]).await;
+    let items: Vec<Value> = (0..UNITS).map(|n| t(&format!("u{n:05}"))).collect();
+    c.ok("add_work_units", vec![t("outage"), Value::Array(items)]).await;
+
+    let acked: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+    let regranted = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let slowest_ms = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let (acked, regranted, errors, slowest_ms) =
+            (acked.clone(), regranted.clone(), errors.clone(), slowest_ms.clone());
+        let addr = d.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let worker = format!("w{w}");
+            let timed = async |c: &mut Client, method: &str, params: Vec<Value>| {
+                let started = std::time::Instant::now();
+                let r = c.call(method, params).await;
+                slowest_ms.fetch_max(started.elapsed().as_millis() as u64, Relaxed);
+                if r.is_err() {
+                    errors.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r
+            };
+            while acked.lock().await.len() < UNITS {
+                let opts = map(&[("max_jobs", i(1)), ("lease_time", i(3))]);
+                let Ok(got) = timed(&mut c, "get_work", vec![t(&worker), opts]).await else { continue };
+                let Some(grant) = grant_list(&got).into_iter().next() else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let key = as_sequence(&grant).unwrap()[1].clone();
+                let name = cborrpc::value::string_bytes(&key).expect("key is a string").to_vec();
+                if acked.lock().await.contains(&name) {
+                    regranted.fetch_add(1, Relaxed);
+                }
+                loop {
+                    let done = vec![t("outage"), key.clone(), map(&[("status", i(4))])];
+                    match timed(&mut c, "update_work_unit", done).await {
+                        Ok(r) => {
+                            if r == ok_pair(Value::Bool(true)) {
+                                acked.lock().await.insert(name);
+                            }
+                            break;
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            }
+        }));
+    }
+    let progress = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let started = std::time::Instant::now();
+            while acked.lock().await.len() < n {
+                assert!(started.elapsed() < Duration::from_secs(120), "the drain stopped before {n} units");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    progress(UNITS / 5).await;
+    relay.stall(true);
+    // While unreachable, a request is answered with an error, no later than
+    // the timeout (plus scheduling slack).
+    let mut probe = d.client().await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let r = probe.call("count_work_units", vec![t("outage")]).await;
+        let took = started.elapsed();
+        let err = r.expect_err("the database is unreachable");
+        assert!(err.contains("did not answer within"), "{err}");
+        assert!(took < Duration::from_secs(TIMEOUT_SECS + 3), "an error took {took:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(Duration::from_secs(3 * TIMEOUT_SECS))).await;
+    let acked_during = acked.lock().await.len();
+    relay.stall(false);
+
+    progress((acked_during + UNITS) / 2 + 1).await;
+    cluster.restart();
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(180), t).await.expect("the drain finishes").unwrap();
+    }
+    let mut c = d.client().await;
+    let counts = c.ok("count_work_units", vec![t("outage")]).await;
+    assert_eq!(counts, ok_pair(Value::Map(vec![(i(4), i(UNITS as i64))])), "every unit finished");
+    assert_eq!(regranted.load(Relaxed), 0, "a unit was handed out after its finish was acknowledged");
+    assert!(errors.load(Relaxed) > 0, "the outage was never seen");
+    let slowest = Duration::from_millis(slowest_ms.load(Relaxed));
+    assert!(slowest < Duration::from_secs(TIMEOUT_SECS + 3), "a request took {slowest:?}");
+    drop(d);
+}

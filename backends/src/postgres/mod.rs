@@ -10,7 +10,8 @@
 //!
 //! **Lost connections.** A failed query fails that call with an error reply;
 //! the pool drops broken connections and opens new ones, so the daemon
-//! serves again as soon as the database is back.
+//! serves again as soon as the database is back. A database that stops
+//! answering fails each call at the call timeout (`--pg-timeout`).
 //!
 //! The files follow the subjects: [`config`] (where the database is),
 //! `error` and `tx` (how a call runs), `sql` (shared SQL text and column
@@ -54,7 +55,12 @@ pub struct PostgresBackend {
     pool: Pool,
     clock: Arc<dyn Clock>,
     rng: Mutex<StdRng>,
+    /// How long one call may take, waiting for a connection included.
+    call_timeout: Duration,
 }
+
+/// The default of [`PostgresBackend::with_call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl PostgresBackend {
     /// Connects (see [`parse_config`]), applies migrations, and returns a
@@ -99,7 +105,15 @@ impl PostgresBackend {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        Ok(PostgresBackend { pool, clock, rng: Mutex::new(rng) })
+        Ok(PostgresBackend { pool, clock, rng: Mutex::new(rng), call_timeout: DEFAULT_CALL_TIMEOUT })
+    }
+
+    /// Bounds each call (waiting for a connection included): past
+    /// `timeout` it fails with an error saying so, and its connection is
+    /// closed (see `tx`).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 }
 

@@ -7,6 +7,13 @@
 //! only read, or whose single writes are atomic on their own (applying due
 //! expiries), this saves two round trips.
 //!
+//! **Every call is bounded** by the backend's call timeout (`--pg-timeout`):
+//! waiting for a connection and running the body together. A database that
+//! stops answering (a partition, a stalled server) gets the caller an error
+//! reply at the timeout instead of a hang, and the connection the body was
+//! using is closed rather than returned to the pool, where the next call
+//! would wait on it again.
+//!
 //! The body is a closure returning a boxed future (one allocation per call,
 //! against at least one network round trip), so a `return` or `?` in it
 //! leaves the body, as it looks. The closure's second argument, a
@@ -19,6 +26,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use deadpool_postgres::{Client, Transaction};
+use tokio::time::{timeout_at, Instant};
 
 use super::error::{E, R};
 use super::PostgresBackend;
@@ -36,9 +44,34 @@ pub(super) struct Scope<'a, 'env>(PhantomData<&'a &'env ()>);
 const RETRIES: u32 = 10;
 
 impl PostgresBackend {
-    /// A pooled connection; a dead database is an error for this call only.
-    async fn client(&self) -> R<Client> {
-        self.pool.get().await.map_err(|e| E::Pool(format!("database unavailable: {e}")))
+    /// A pooled connection by `deadline`; a dead database is an error for
+    /// this call only.
+    async fn client(&self, deadline: Instant) -> R<Client> {
+        match timeout_at(deadline, self.pool.get()).await {
+            Ok(got) => got.map_err(|e| E::Pool(format!("database unavailable: {e}"))),
+            Err(_) => Err(self.late()),
+        }
+    }
+
+    /// The error of a call that ran out of time.
+    fn late(&self) -> E {
+        E::Pool(format!(
+            "database did not answer within {:.1} s (--pg-timeout); the call may or may not have been applied",
+            self.call_timeout.as_secs_f64()
+        ))
+    }
+
+    /// Runs `work` on `client` until `deadline`; past it, closes the
+    /// connection instead of pooling it again.
+    async fn bounded<T>(&self, client: Client, deadline: Instant, work: impl AsyncFnOnce(&mut Client) -> R<T>) -> R<T> {
+        let mut client = client;
+        match timeout_at(deadline, work(&mut client)).await {
+            Ok(r) => r,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(self.late())
+            }
+        }
     }
 
     /// Runs `body` in a transaction (see the module doc).
@@ -54,21 +87,25 @@ impl PostgresBackend {
     where
         F: for<'a> FnMut(&'a Transaction<'a>, Scope<'a, 'env>) -> Body<'a, T>,
     {
-        let mut client = self.client().await?;
-        let mut tries = 0;
-        loop {
-            let tx = client.transaction().await?;
-            let r = body(&tx, Scope(PhantomData)).await;
-            let r = match r {
-                Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
-                // Dropping the transaction rolls it back.
-                Err(e) => Err(e),
-            };
-            match r {
-                Err(e) if e.retryable() && tries < RETRIES => tries += 1,
-                other => return other,
+        let deadline = Instant::now() + self.call_timeout;
+        let client = self.client(deadline).await?;
+        self.bounded(client, deadline, async |client: &mut Client| {
+            let mut tries = 0;
+            loop {
+                let tx = client.transaction().await?;
+                let r = body(&tx, Scope(PhantomData)).await;
+                let r = match r {
+                    Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
+                    // Dropping the transaction rolls it back.
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Err(e) if e.retryable() && tries < RETRIES => tries += 1,
+                    other => return other,
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Runs `body` on a connection in autocommit mode (see the module doc).
@@ -85,7 +122,8 @@ impl PostgresBackend {
     where
         F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
     {
-        let client = self.client().await?;
-        body(&client, Scope(PhantomData)).await
+        let deadline = Instant::now() + self.call_timeout;
+        let client = self.client(deadline).await?;
+        self.bounded(client, deadline, async |client: &mut Client| body(client, Scope(PhantomData)).await).await
     }
 }
