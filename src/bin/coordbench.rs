@@ -60,6 +60,11 @@ struct Cli {
     /// Daemon address (HOST:PORT).
     #[arg(long, global = true, default_value = "127.0.0.1:5932")]
     address: String,
+    /// Another daemon on the same database (repeatable): workers are
+    /// spread round-robin over --address and these; adding, checking and
+    /// cleaning up go through --address.
+    #[arg(long, global = true, value_name = "ADDR")]
+    also: Vec<String>,
     /// Print one JSON object per scenario instead of the table.
     #[arg(long, global = true)]
     json: bool,
@@ -169,6 +174,7 @@ fn target(cli: &Cli) -> String {
 fn cfg(cli: &Cli, c: &Common, workers: usize, units: u64, max_jobs: usize, duration: f64) -> Cfg {
     Cfg {
         addr: cli.address.clone(),
+        also: cli.also.clone(),
         spec: c.spec.clone(),
         workers: c.workers.unwrap_or(workers).max(1),
         units: c.units.unwrap_or(units),

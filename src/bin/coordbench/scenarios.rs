@@ -23,6 +23,9 @@ use crate::stats::{daemon_mem, CpuMeter, Lat, Report, Row};
 #[derive(Debug, Clone)]
 pub struct Cfg {
     pub addr: String,
+    /// More daemons serving the same backend (PostgreSQL): workers are
+    /// spread round-robin over `addr` and these.
+    pub also: Vec<String>,
     pub spec: Option<String>,
     pub workers: usize,
     pub units: u64,
@@ -409,8 +412,10 @@ pub fn spawn_workers(
     let pid = std::process::id();
     (0..n)
         .map(|i| {
+            let k = i % (1 + cfg.also.len());
+            let addr = if k == 0 { &cfg.addr } else { &cfg.also[k - 1] };
             tokio::spawn(worker_loop(
-                cfg.addr.clone(),
+                addr.clone(),
                 spec.to_owned(),
                 format!("coordbench-{pid}-{tag}{i}"),
                 cfg.max_jobs.max(1),
