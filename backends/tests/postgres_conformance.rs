@@ -78,3 +78,61 @@ async fn upgrade_keeps_keys_of_existing_rows_as_bytes() {
         b.get_work_units("s", UnitQuery::default()).await.unwrap().into_iter().map(|u| u.0).collect();
     assert_eq!(keys, [UnitKey::text("new"), UnitKey::bytes(*b"old")]);
 }
+
+/// Finishes that arrive together are coalesced into one statement
+/// (postgres/finish.rs): each answers as if it ran alone. Every unit
+/// finished by two callers at once ends finished once; a finish of a
+/// unit no one holds, a fail among finishes, and a finish carrying data
+/// each keep their own outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_finishes_are_coalesced_without_changing_answers() {
+    use backends::conformance::{add_keys, counts, set_status, spec, unit_data, work};
+    use backends::model::UnitStatus;
+    use backends::Coordinate;
+    use cborrpc::Value;
+
+    let b = Arc::new(fresh(MockClock::new()).await);
+    b.set_work_spec(spec("s", &[])).await.unwrap();
+    let keys: Vec<String> = (0..200).map(|n| format!("k{n:03}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    add_keys(&*b, "s", &refs).await;
+    add_keys(&*b, "s", &["idle"]).await;
+    let mut held = Vec::new();
+    while held.len() < 200 {
+        let got = work(&*b, "w", 50).await;
+        held.extend(got.into_iter().map(|g| String::from_utf8(g.key.bytes).unwrap()).filter(|k| k != "idle"));
+        assert!(!held.is_empty());
+    }
+    let mut tasks = Vec::new();
+    for (n, k) in held.iter().enumerate() {
+        for copy in 0..2 {
+            let (b, k) = (b.clone(), k.clone());
+            let (status, data) = match n % 10 {
+                0 => (UnitStatus::Failed, None),
+                1 => (UnitStatus::Finished, Some(Value::Text(format!("out {k}")))),
+                _ => (UnitStatus::Finished, None),
+            };
+            tasks.push(tokio::spawn(async move { (copy, set_status(&*b, "s", &k, status, data).await) }));
+        }
+    }
+    let mut firsts = 0;
+    for t in tasks {
+        let (_, changed) = t.await.unwrap();
+        firsts += usize::from(changed);
+    }
+    // One of each pair ended the unit; the other found it ended (answered
+    // as the transaction path answers a repeat, which may say changed).
+    assert!(firsts >= 200, "{firsts} finishes said they changed something");
+    let c = counts(&*b, "s").await;
+    assert_eq!(c.get(&UnitStatus::Failed).copied(), Some(20), "{c:?}");
+    assert_eq!(c.get(&UnitStatus::Finished).copied(), Some(180), "{c:?}");
+    assert_eq!(
+        c.get(&UnitStatus::Pending).copied().unwrap_or(0) + c.get(&UnitStatus::Available).copied().unwrap_or(0),
+        1
+    );
+    for (n, k) in held.iter().enumerate() {
+        if n % 10 == 1 {
+            assert_eq!(unit_data(&*b, "s", k).await, Value::Text(format!("out {k}")));
+        }
+    }
+}

@@ -23,6 +23,7 @@
 pub mod config;
 mod error;
 mod expiry;
+mod finish;
 mod locks;
 pub mod schema;
 mod specs;
@@ -52,11 +53,12 @@ use error::E;
 
 /// The PostgreSQL [`Coordinate`] backend.
 pub struct PostgresBackend {
-    pool: Pool,
+    /// The pool and the call timeout.
+    db: tx::Db,
     clock: Arc<dyn Clock>,
     rng: Mutex<StdRng>,
-    /// How long one call may take, waiting for a connection included.
-    call_timeout: Duration,
+    /// Coalesces the common finishes (`finish`).
+    finisher: finish::Finisher,
 }
 
 /// The default of [`PostgresBackend::with_call_timeout`].
@@ -105,14 +107,19 @@ impl PostgresBackend {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        Ok(PostgresBackend { pool, clock, rng: Mutex::new(rng), call_timeout: DEFAULT_CALL_TIMEOUT })
+        let db = tx::Db { pool, call_timeout: DEFAULT_CALL_TIMEOUT };
+        let finisher = finish::Finisher::start(db.clone());
+        Ok(PostgresBackend { db, clock, rng: Mutex::new(rng), finisher })
     }
 
     /// Bounds each call (waiting for a connection included): past
     /// `timeout` it fails with an error saying so, and its connection is
     /// closed (see `tx`).
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
+        self.db.call_timeout = timeout;
+        // The task keeps its own copy: start one with the new bound (the
+        // old one ends with its queue).
+        self.finisher = finish::Finisher::start(self.db.clone());
         self
     }
 }

@@ -25,7 +25,9 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use deadpool_postgres::{Client, Transaction};
+use std::time::Duration;
+
+use deadpool_postgres::{Client, Pool, Transaction};
 use tokio::time::{timeout_at, Instant};
 
 use super::error::{E, R};
@@ -43,7 +45,14 @@ pub(super) struct Scope<'a, 'env>(PhantomData<&'a &'env ()>);
 /// deadlock before the error is the answer.
 const RETRIES: u32 = 10;
 
-impl PostgresBackend {
+/// Where calls run: the pool, and how long one call may take.
+#[derive(Clone)]
+pub(super) struct Db {
+    pub(super) pool: Pool,
+    pub(super) call_timeout: Duration,
+}
+
+impl Db {
     /// A pooled connection by `deadline`; a dead database is an error for
     /// this call only.
     async fn client(&self, deadline: Instant) -> R<Client> {
@@ -61,10 +70,11 @@ impl PostgresBackend {
         ))
     }
 
-    /// Runs `work` on `client` until `deadline`; past it, closes the
-    /// connection instead of pooling it again.
-    async fn bounded<T>(&self, client: Client, deadline: Instant, work: impl AsyncFnOnce(&mut Client) -> R<T>) -> R<T> {
-        let mut client = client;
+    /// Runs `work` on a pooled connection within the call timeout; past
+    /// it, closes the connection instead of pooling it again.
+    pub(super) async fn bounded<T>(&self, work: impl AsyncFnOnce(&mut Client) -> R<T>) -> R<T> {
+        let deadline = Instant::now() + self.call_timeout;
+        let mut client = self.client(deadline).await?;
         match timeout_at(deadline, work(&mut client)).await {
             Ok(r) => r,
             Err(_) => {
@@ -73,7 +83,9 @@ impl PostgresBackend {
             }
         }
     }
+}
 
+impl PostgresBackend {
     /// Runs `body` in a transaction (see the module doc).
     pub(super) async fn in_tx<'env, T, F>(&'env self, body: F) -> Result<T>
     where
@@ -87,25 +99,24 @@ impl PostgresBackend {
     where
         F: for<'a> FnMut(&'a Transaction<'a>, Scope<'a, 'env>) -> Body<'a, T>,
     {
-        let deadline = Instant::now() + self.call_timeout;
-        let client = self.client(deadline).await?;
-        self.bounded(client, deadline, async |client: &mut Client| {
-            let mut tries = 0;
-            loop {
-                let tx = client.transaction().await?;
-                let r = body(&tx, Scope(PhantomData)).await;
-                let r = match r {
-                    Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
-                    // Dropping the transaction rolls it back.
-                    Err(e) => Err(e),
-                };
-                match r {
-                    Err(e) if e.retryable() && tries < RETRIES => tries += 1,
-                    other => return other,
+        self.db
+            .bounded(async |client: &mut Client| {
+                let mut tries = 0;
+                loop {
+                    let tx = client.transaction().await?;
+                    let r = body(&tx, Scope(PhantomData)).await;
+                    let r = match r {
+                        Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
+                        // Dropping the transaction rolls it back.
+                        Err(e) => Err(e),
+                    };
+                    match r {
+                        Err(e) if e.retryable() && tries < RETRIES => tries += 1,
+                        other => return other,
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     /// Runs `body` on a connection in autocommit mode (see the module doc).
@@ -122,8 +133,6 @@ impl PostgresBackend {
     where
         F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
     {
-        let deadline = Instant::now() + self.call_timeout;
-        let client = self.client(deadline).await?;
-        self.bounded(client, deadline, async |client: &mut Client| body(client, Scope(PhantomData)).await).await
+        self.db.bounded(async |client: &mut Client| body(client, Scope(PhantomData)).await).await
     }
 }

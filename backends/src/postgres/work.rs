@@ -13,9 +13,12 @@
 //! with `max_running` take a transaction-scoped advisory lock on the spec,
 //! so that the pending count they check cannot change under them.
 //!
-//! Both calls try the common case in autocommit first, which saves the
-//! BEGIN and COMMIT round trips, and fall back to a transaction when the
-//! case needs several statements to be atomic.
+//! `get_work` tries the common case in autocommit first, which saves the
+//! BEGIN and COMMIT round trips, and falls back to a transaction when the
+//! case needs several statements to be atomic. `update_work_unit`'s common
+//! case, a worker ending the unit it holds, is coalesced with other
+//! workers' into one statement (`finish`); every other case is one
+//! transaction.
 
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
@@ -216,35 +219,14 @@ async fn start_continuous<G: GenericClient>(
     Ok(tx.query_opt(&ins, &[&spec.id, &key, &empty, &worker, &lease]).await?.map(|r| ClaimRow::of(&r)))
 }
 
-/// Finishes or fails (`$3`) the unit `$2` of spec `$1` if it holds a live
-/// lease at `$5` and finishing chains nothing, with attempt data `$4`.
-const END_HELD: &str = concat!(
-    "UPDATE work_unit u SET status = $3::smallint, attempt_data = coalesce($4, u.attempt_data), ended = $5,
-            lease_expires = NULL
-     FROM work_spec s
-     WHERE s.name = $1 AND u.spec_id = s.id AND u.key = $2 AND u.status = ",
-    status!(PENDING),
-    "
-       AND u.lease_expires >= $5 AND ($3::smallint = ",
-    status!(FAILED),
-    " OR s.next_spec = '')"
-);
-
 pub(super) async fn update(db: &PostgresBackend, name: &str, key: &[u8], upd: UnitUpdate) -> Result<bool> {
     let now = db.clock.now();
     if let Some(done @ (UnitStatus::Finished | UnitStatus::Failed)) = upd.status {
         // The common case, a worker finishing or failing the unit it
-        // holds, with nothing to chain: one autocommitted statement.
-        let data = &upd.data.as_ref().map(enc);
-        let ended = db
-            .autocommit(|c, _| {
-                Box::pin(async move {
-                    let stmt = c.prepare_cached(END_HELD).await?;
-                    Ok(c.execute(&stmt, &[&name, &key, &code_of(done), data, &now.0]).await? == 1)
-                })
-            })
-            .await?;
-        if ended {
+        // holds, with nothing to chain: coalesced with the finishes of
+        // other workers into one statement (`finish`).
+        let data = upd.data.as_ref().map(enc);
+        if db.finisher.end(name, key, code_of(done), data, now.0).await? {
             return Ok(true);
         }
     }
