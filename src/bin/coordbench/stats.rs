@@ -79,11 +79,11 @@ pub fn daemon_mem(pid: Option<u32>) -> Option<Mem> {
     Some(Mem { rss_kb: field("VmRSS:")?, hwm_kb: field("VmHWM:")? })
 }
 
-/// CPU time (user + system, all threads) a process has used so far, from
-/// `/proc/PID/stat`; `None` if it cannot be read. The kernel counts in
-/// clock ticks (10 ms at the usual 100 Hz), so phases shorter than a
-/// second or so are measured coarsely.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time a process (all its threads) has used so far, from
+/// `/proc/PID/stat`: (user, system); `None` if it cannot be read. The
+/// kernel counts in clock ticks (10 ms at the usual 100 Hz), so phases
+/// shorter than a second or so are measured coarsely.
+pub fn cpu_times(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 2, the command name, is in parentheses and may hold spaces:
     // split after its closing one. What follows starts at field 3 (state);
@@ -97,14 +97,18 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     if hz <= 0 {
         return None;
     }
-    Some(Duration::from_secs_f64((utime + stime) as f64 / hz as f64))
+    let secs = |ticks: u64| Duration::from_secs_f64(ticks as f64 / hz as f64);
+    Some((secs(utime), secs(stime)))
 }
 
 /// The server's CPU time over one phase of a scenario (the drain itself,
 /// not the preload), shared out over the jobs done in it.
 #[derive(Debug, Clone, Copy)]
 pub struct Cpu {
+    /// User and system time.
     pub secs: f64,
+    /// System time alone: the kernel's share (sockets, wake-ups).
+    pub system_secs: f64,
     pub ops: u64,
 }
 
@@ -112,23 +116,34 @@ impl Cpu {
     pub fn us_per_op(&self) -> f64 {
         self.secs * 1e6 / self.ops.max(1) as f64
     }
+
+    /// The system time's share of the whole, in percent.
+    pub fn system_pct(&self) -> f64 {
+        if self.secs > 0.0 {
+            100.0 * self.system_secs / self.secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Reads the server's CPU time at the start of a phase; [`CpuMeter::finish`]
 /// at its end gives the difference.
 pub struct CpuMeter {
     pid: Option<u32>,
-    start: Option<Duration>,
+    start: Option<(Duration, Duration)>,
 }
 
 impl CpuMeter {
     pub fn start(pid: Option<u32>) -> CpuMeter {
-        CpuMeter { pid, start: pid.and_then(cpu_time) }
+        CpuMeter { pid, start: pid.and_then(cpu_times) }
     }
 
     pub fn finish(&self, ops: u64) -> Option<Cpu> {
-        let end = cpu_time(self.pid?)?;
-        Some(Cpu { secs: end.saturating_sub(self.start?).as_secs_f64(), ops })
+        let (user, system) = cpu_times(self.pid?)?;
+        let (user0, system0) = self.start?;
+        let (user, system) = (user.saturating_sub(user0), system.saturating_sub(system0));
+        Some(Cpu { secs: (user + system).as_secs_f64(), system_secs: system.as_secs_f64(), ops })
     }
 }
 
@@ -237,7 +252,10 @@ impl Report {
             o["daemon"] = json!({"vm_rss_kb": m.rss_kb, "vm_hwm_kb": m.hwm_kb});
         }
         if let Some(c) = self.cpu {
-            o["server_cpu"] = json!({"seconds": c.secs, "ops": c.ops, "us_per_op": c.us_per_op()});
+            o["server_cpu"] = json!({
+                "seconds": c.secs, "system_seconds": c.system_secs, "system_pct": c.system_pct(),
+                "ops": c.ops, "us_per_op": c.us_per_op(),
+            });
         }
         if !self.rss_series.is_empty() {
             o["daemon_rss_series"] = self.rss_series.iter().map(|&(t, kb)| json!({"t": t, "vm_rss_kb": kb})).collect();
@@ -283,7 +301,7 @@ fn report_lines(r: &Report) -> Vec<Vec<String>> {
             _ => (String::new(), String::new()),
         };
         let cpu = match (first, r.cpu) {
-            (true, Some(c)) => format!("{:.1}", c.us_per_op()),
+            (true, Some(c)) => format!("{:.1} ({:.0}% sys)", c.us_per_op(), c.system_pct()),
             _ => String::new(),
         };
         let name =
@@ -322,7 +340,8 @@ fn report_lines(r: &Report) -> Vec<Vec<String>> {
 }
 
 /// Renders reports as one aligned table, notes below it. CPU µs/op is the
-/// server's CPU time over the timed phase per unit (or job) completed.
+/// server's CPU time over the timed phase per unit (or job) completed,
+/// with the system time's share of it in parentheses.
 pub fn table(reports: &[Report]) -> String {
     let header = [
         "scenario",
