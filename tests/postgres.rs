@@ -454,10 +454,18 @@ async fn outage_and_restart_under_a_64_worker_drain_lose_nothing() {
                 }
                 r
             };
-            while acked.lock().await.len() < UNITS {
+            let all_finished = ok_pair(Value::Map(vec![(i(4), i(UNITS as i64))]));
+            loop {
                 let opts = map(&[("max_jobs", i(1)), ("lease_time", i(3))]);
                 let Ok(got) = timed(&mut c, "get_work", vec![t(&worker), opts]).await else { continue };
                 let Some(grant) = grant_list(&got).into_iter().next() else {
+                    // Nothing to hand out: done once every unit is finished
+                    // (a finish whose reply was lost and whose repeat found
+                    // it done is never acknowledged here, so only the daemon
+                    // can say); else units wait for lost grants' leases.
+                    if timed(&mut c, "count_work_units", vec![t("outage")]).await == Ok(all_finished.clone()) {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
@@ -470,6 +478,8 @@ async fn outage_and_restart_under_a_64_worker_drain_lose_nothing() {
                     let done = vec![t("outage"), key.clone(), map(&[("status", i(4))])];
                     match timed(&mut c, "update_work_unit", done).await {
                         Ok(r) => {
+                            // `false`: it was already finished, by an
+                            // earlier try of ours whose reply was lost.
                             if r == ok_pair(Value::Bool(true)) {
                                 acked.lock().await.insert(name);
                             }
