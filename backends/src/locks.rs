@@ -74,43 +74,23 @@ fn deadline(now: Time, timeout: f64) -> Time {
     now.plus_secs(t)
 }
 
-/// The daemon's lock tree.
+/// A lock tree. Calls come through [`LockTree::apply`], which checks each
+/// against the limits it is given (the server's, which the tree does not
+/// keep).
 #[derive(Debug, Default)]
 pub struct LockTree {
-    limits: LockLimits,
     tree: Mutex<Tree>,
 }
 
 impl LockTree {
-    /// An empty tree with the default limits.
+    /// An empty tree.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty tree with the given limits.
-    pub fn with_limits(limits: LockLimits) -> Self {
-        LockTree { limits, tree: Mutex::default() }
-    }
-
-    /// The limits every call is checked against.
-    pub fn limits(&self) -> &LockLimits {
-        &self.limits
-    }
-
     /// Locks every path or none: `Err` names the first unlockable one, or
     /// the limit the call exceeds.
-    pub fn lock(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        self.lock_in(&self.limits, now, owner, timeout, paths)
-    }
-
-    fn lock_in(
-        &self,
-        l: &LockLimits,
-        now: Time,
-        owner: &str,
-        timeout: f64,
-        paths: &[Vec<Value>],
-    ) -> Result<(), String> {
+    fn lock(&self, l: &LockLimits, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
         l.check_owner(owner)?;
         let keys = Keys::encode(l, paths)?;
         let owner: Arc<str> = owner.into();
@@ -126,25 +106,10 @@ impl LockTree {
         Ok(())
     }
 
-    /// Locks every lockable path, in order; returns each path locked, or
-    /// `None` where it was not. A call over a limit locks nothing.
-    pub fn locksome(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Vec<Option<Vec<Value>>> {
-        self.try_locksome(now, owner, timeout, paths).unwrap_or_else(|_| vec![None; paths.len()])
-    }
-
-    /// [`locksome`](Self::locksome), or `Err` naming the limit the call
-    /// exceeds (then nothing is locked).
-    pub fn try_locksome(
-        &self,
-        now: Time,
-        owner: &str,
-        timeout: f64,
-        paths: &[Vec<Value>],
-    ) -> Result<Vec<Option<Vec<Value>>>, String> {
-        self.locksome_in(&self.limits, now, owner, timeout, paths)
-    }
-
-    fn locksome_in(
+    /// Locks every lockable path, in order; answers each path locked, or
+    /// `None` where it was not, or `Err` naming the limit the call exceeds
+    /// (then nothing is locked).
+    fn locksome(
         &self,
         l: &LockLimits,
         now: Time,
@@ -172,18 +137,7 @@ impl LockTree {
     }
 
     /// Extends locks that `owner` holds on every path, or none of them.
-    pub fn renew(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
-        self.renew_in(&self.limits, now, owner, timeout, paths)
-    }
-
-    fn renew_in(
-        &self,
-        l: &LockLimits,
-        now: Time,
-        owner: &str,
-        timeout: f64,
-        paths: &[Vec<Value>],
-    ) -> Result<(), String> {
+    fn renew(&self, l: &LockLimits, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
         let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
@@ -197,19 +151,10 @@ impl LockTree {
         Ok(())
     }
 
-    /// The owner of each path, `None` where it is not locked. A call over
-    /// a limit answers `None` throughout: prefer [`try_readlock`](Self::try_readlock).
-    pub fn readlock(&self, now: Time, paths: &[Vec<Value>]) -> Vec<Option<String>> {
-        self.try_readlock(now, paths).unwrap_or_else(|_| vec![None; paths.len()])
-    }
-
-    /// The owner of each path, or `Err` naming the limit the call exceeds,
-    /// including the total bytes of owners in the reply.
-    pub fn try_readlock(&self, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
-        self.readlock_in(&self.limits, now, paths)
-    }
-
-    fn readlock_in(&self, l: &LockLimits, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
+    /// The owner of each path (`None` where it is not locked), or `Err`
+    /// naming the limit the call exceeds, including the total bytes of
+    /// owners in the reply.
+    fn readlock(&self, l: &LockLimits, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
         let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
@@ -228,11 +173,7 @@ impl LockTree {
     }
 
     /// Unlocks every path if `owner` holds them all; otherwise nothing.
-    pub fn unlock(&self, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
-        self.unlock_in(&self.limits, now, owner, paths)
-    }
-
-    fn unlock_in(&self, l: &LockLimits, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
+    fn unlock(&self, l: &LockLimits, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
         let keys = Keys::encode(l, paths)?;
         let mut tree = self.tree.lock();
         tree.expire(now);
@@ -247,11 +188,7 @@ impl LockTree {
     }
 
     /// Removes the root's child labelled `prefix` and everything under it.
-    pub fn delete_namespace(&self, now: Time, prefix: &Value) {
-        self.delete_namespace_in(&self.limits, now, prefix)
-    }
-
-    fn delete_namespace_in(&self, l: &LockLimits, now: Time, prefix: &Value) {
+    fn delete_namespace(&self, l: &LockLimits, now: Time, prefix: &Value) {
         let key = label_key(l, prefix);
         let mut tree = self.tree.lock();
         tree.expire(now);

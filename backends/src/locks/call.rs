@@ -69,23 +69,22 @@ impl LockAnswer {
 }
 
 impl LockTree {
-    /// Runs `call` at `now` under `limits` (not the tree's own, which only
-    /// the single-method helpers use).
+    /// Runs `call` at `now` under `limits`.
     pub fn apply(&self, limits: &LockLimits, now: Time, call: &LockCall) -> LockAnswer {
         match call {
             LockCall::Lock { owner, timeout, paths } => {
-                LockAnswer::Done(self.lock_in(limits, now, owner, *timeout, paths))
+                LockAnswer::Done(self.lock(limits, now, owner, *timeout, paths))
             }
             LockCall::Renew { owner, timeout, paths } => {
-                LockAnswer::Done(self.renew_in(limits, now, owner, *timeout, paths))
+                LockAnswer::Done(self.renew(limits, now, owner, *timeout, paths))
             }
             LockCall::LockSome { owner, timeout, paths } => {
-                LockAnswer::Some(self.locksome_in(limits, now, owner, *timeout, paths))
+                LockAnswer::Some(self.locksome(limits, now, owner, *timeout, paths))
             }
-            LockCall::Unlock { owner, paths } => LockAnswer::Done(self.unlock_in(limits, now, owner, paths)),
-            LockCall::ReadLock { paths } => LockAnswer::Owners(self.readlock_in(limits, now, paths)),
+            LockCall::Unlock { owner, paths } => LockAnswer::Done(self.unlock(limits, now, owner, paths)),
+            LockCall::ReadLock { paths } => LockAnswer::Owners(self.readlock(limits, now, paths)),
             LockCall::DeleteNamespace { prefix } => {
-                self.delete_namespace_in(limits, now, prefix);
+                self.delete_namespace(limits, now, prefix);
                 LockAnswer::Done(Ok(()))
             }
         }

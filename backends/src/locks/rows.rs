@@ -62,9 +62,8 @@ impl LockCall {
 }
 
 impl LockTree {
-    /// A tree holding `rows` (which a previous tree wrote, so no two of
-    /// them conflict), with the default limits; `Err` names a row key
-    /// that is not a sequence of CBOR items.
+    /// A tree holding `rows` as a tree's [`rows`](Self::rows) listed them;
+    /// `Err` names a row key that is not a sequence of CBOR items.
     pub fn from_rows(rows: impl IntoIterator<Item = LockRow>) -> Result<LockTree, String> {
         let tree = LockTree::new();
         {

@@ -4,6 +4,85 @@
 use super::*;
 use cborrpc::value::{bytes, int, text};
 
+/// A tree with the limits its calls are checked against, and one method
+/// per lock call, each going through [`LockTree::apply`] as the backends'
+/// calls do.
+#[derive(Default)]
+struct T {
+    tree: LockTree,
+    limits: LockLimits,
+}
+
+impl std::ops::Deref for T {
+    type Target = LockTree;
+    fn deref(&self) -> &LockTree {
+        &self.tree
+    }
+}
+
+impl T {
+    fn with_limits(limits: LockLimits) -> T {
+        T { tree: LockTree::new(), limits }
+    }
+
+    fn run(&self, now: Time, call: LockCall) -> LockAnswer {
+        self.tree.apply(&self.limits, now, &call)
+    }
+
+    fn done(&self, now: Time, call: LockCall) -> Result<(), String> {
+        match self.run(now, call) {
+            LockAnswer::Done(r) => r,
+            other => panic!("answered {other:?}"),
+        }
+    }
+
+    fn lock(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
+        self.done(now, LockCall::Lock { owner: owner.into(), timeout, paths: paths.to_vec() })
+    }
+
+    fn renew(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Result<(), String> {
+        self.done(now, LockCall::Renew { owner: owner.into(), timeout, paths: paths.to_vec() })
+    }
+
+    fn unlock(&self, now: Time, owner: &str, paths: &[Vec<Value>]) -> Result<(), String> {
+        self.done(now, LockCall::Unlock { owner: owner.into(), paths: paths.to_vec() })
+    }
+
+    fn delete_namespace(&self, now: Time, prefix: &Value) {
+        self.done(now, LockCall::DeleteNamespace { prefix: prefix.clone() }).unwrap()
+    }
+
+    fn try_locksome(
+        &self,
+        now: Time,
+        owner: &str,
+        timeout: f64,
+        paths: &[Vec<Value>],
+    ) -> Result<Vec<Option<Vec<Value>>>, String> {
+        match self.run(now, LockCall::LockSome { owner: owner.into(), timeout, paths: paths.to_vec() }) {
+            LockAnswer::Some(r) => r,
+            other => panic!("answered {other:?}"),
+        }
+    }
+
+    /// `try_locksome`, a refusal read as nothing locked.
+    fn locksome(&self, now: Time, owner: &str, timeout: f64, paths: &[Vec<Value>]) -> Vec<Option<Vec<Value>>> {
+        self.try_locksome(now, owner, timeout, paths).unwrap_or_else(|_| vec![None; paths.len()])
+    }
+
+    fn try_readlock(&self, now: Time, paths: &[Vec<Value>]) -> Result<Vec<Option<String>>, String> {
+        match self.run(now, LockCall::ReadLock { paths: paths.to_vec() }) {
+            LockAnswer::Owners(r) => r,
+            other => panic!("answered {other:?}"),
+        }
+    }
+
+    /// `try_readlock`, a refusal read as nothing held.
+    fn readlock(&self, now: Time, paths: &[Vec<Value>]) -> Vec<Option<String>> {
+        self.try_readlock(now, paths).unwrap_or_else(|_| vec![None; paths.len()])
+    }
+}
+
 fn p(labels: &[&str]) -> Vec<Value> {
     labels.iter().map(|l| text(*l)).collect()
 }
@@ -11,7 +90,7 @@ const NOW: Time = Time(1_000_000_000_000);
 
 #[test]
 fn prefixes_and_extensions_conflict() {
-    let t = LockTree::new();
+    let t = T::default();
     t.lock(NOW, "a", 10.0, &[p(&["usr", "bin"])]).unwrap();
     assert!(t.lock(NOW, "b", 10.0, &[p(&["usr"])]).is_err());
     assert!(t.lock(NOW, "b", 10.0, &[p(&["usr", "bin", "ls"])]).is_err());
@@ -26,7 +105,7 @@ fn prefixes_and_extensions_conflict() {
 
 #[test]
 fn lock_is_all_or_nothing_and_locksome_is_not() {
-    let t = LockTree::new();
+    let t = T::default();
     t.lock(NOW, "a", 10.0, &[p(&["x"])]).unwrap();
     assert_eq!(t.lock(NOW, "b", 10.0, &[p(&["y"]), p(&["x"])]), Err("[x] is not lockable".into()));
     assert_eq!(t.readlock(NOW, &[p(&["y"])]), vec![None]);
@@ -35,7 +114,7 @@ fn lock_is_all_or_nothing_and_locksome_is_not() {
 
 #[test]
 fn expiry_renew_and_unlock() {
-    let t = LockTree::new();
+    let t = T::default();
     t.lock(NOW, "a", 10.0, &[p(&["x"])]).unwrap();
     assert_eq!(t.renew(NOW, "b", 10.0, &[p(&["x"])]), Err("[x] is held by a".into()));
     assert_eq!(t.renew(NOW, "a", 10.0, &[p(&["z"])]), Err("[z] is held by None".into()));
@@ -51,7 +130,7 @@ fn expiry_renew_and_unlock() {
 
 #[test]
 fn labels_compare_exactly_and_namespaces_delete() {
-    let t = LockTree::new();
+    let t = T::default();
     t.lock(NOW, "a", 10.0, &[vec![bytes(&b"ns"[..]), text("k")]]).unwrap();
     t.lock(NOW, "a", 10.0, &[vec![text("ns"), text("k")]]).unwrap();
     t.delete_namespace(NOW, &text("ns"));
@@ -64,7 +143,7 @@ fn labels_compare_exactly_and_namespaces_delete() {
 
 #[test]
 fn duplicate_and_nested_paths_in_one_call() {
-    let t = LockTree::new();
+    let t = T::default();
     // All-or-nothing checks every path against the tree as it was, as Go does.
     t.lock(NOW, "a", 10.0, &[p(&["x"]), p(&["x"]), p(&["y"]), p(&["y", "z"])]).unwrap();
     t.unlock(NOW, "a", &[p(&["x"]), p(&["x"]), p(&["y"])]).unwrap();
@@ -76,7 +155,7 @@ fn duplicate_and_nested_paths_in_one_call() {
 
 #[test]
 fn renew_moves_the_expiry() {
-    let t = LockTree::new();
+    let t = T::default();
     t.lock(NOW, "a", 10.0, &[p(&["x"]), p(&["y"])]).unwrap();
     t.renew(NOW, "a", 100.0, &[p(&["x"])]).unwrap();
     assert_eq!(t.readlock(NOW.plus_secs(50.0), &[p(&["x"]), p(&["y"])]), vec![Some("a".into()), None]);
@@ -88,7 +167,7 @@ fn renew_moves_the_expiry() {
 
 #[test]
 fn held_locks_lists_every_lock() {
-    let t = LockTree::new();
+    let t = T::default();
     let labels = vec![text("ns"), bytes(&b"k"[..]), int(-7), Value::Float(1.5), cborrpc::value::tuple(vec![int(1)])];
     t.lock(NOW, "a", 20.0, std::slice::from_ref(&labels)).unwrap();
     t.lock(NOW, "b", 10.0, &[p(&["other"])]).unwrap();
@@ -109,7 +188,7 @@ fn zeros(n: usize) -> Vec<Value> {
 
 #[test]
 fn a_30000_label_path_is_refused_and_the_tree_still_works() {
-    let t = LockTree::new();
+    let t = T::default();
     let err = t.lock(NOW, "a", 0.0, &[p(&["ok"]), zeros(30_000)]).unwrap_err();
     assert_eq!(err, "key path 1 has 30000 labels, more than the limit of 64 (max_depth)");
     assert_eq!(t.readlock(NOW, &[p(&["ok"])]), vec![None], "all or nothing");
@@ -124,7 +203,7 @@ fn a_30000_label_path_is_refused_and_the_tree_still_works() {
 
 #[test]
 fn oversized_labels_and_too_many_paths_are_refused() {
-    let t = LockTree::new();
+    let t = T::default();
     let big = vec![text("ns"), text("x".repeat(5000))];
     assert_eq!(
         t.lock(NOW, "a", 0.0, &[p(&["ok"]), big]),
@@ -147,7 +226,7 @@ fn oversized_labels_and_too_many_paths_are_refused() {
 
 #[test]
 fn an_over_long_owner_is_refused() {
-    let t = LockTree::new();
+    let t = T::default();
     let owner = "o".repeat(4097);
     assert_eq!(
         t.lock(NOW, &owner, 0.0, &[p(&["x"])]),
@@ -161,7 +240,7 @@ fn an_over_long_owner_is_refused() {
 
 #[test]
 fn readlock_reply_is_bounded() {
-    let t = LockTree::new();
+    let t = T::default();
     let owner = "o".repeat(4096);
     t.lock(NOW, &owner, 0.0, &[p(&["x"])]).unwrap();
     // 1024 copies of a 4 KiB owner make exactly 4 MiB, the default limit.
@@ -171,7 +250,7 @@ fn readlock_reply_is_bounded() {
     let err = t.try_readlock(NOW, &over).unwrap_err();
     assert!(err.contains("4198400 bytes") && err.contains("max_reply_bytes"), "{err}");
     assert_eq!(t.readlock(NOW, &over), vec![None; 1025]);
-    let small = LockTree::with_limits(LockLimits { max_reply_bytes: 10, ..LockLimits::default() });
+    let small = T::with_limits(LockLimits { max_reply_bytes: 10, ..LockLimits::default() });
     small.lock(NOW, "abcdef", 0.0, &[p(&["x"])]).unwrap();
     assert!(small.try_readlock(NOW, &[p(&["x"]), p(&["x"])]).is_err());
     assert_eq!(small.try_readlock(NOW, &[p(&["x"]), p(&["y"])]).unwrap(), vec![Some("abcdef".into()), None]);
@@ -180,8 +259,8 @@ fn readlock_reply_is_bounded() {
 /// Deeper than any recursive walk or drop survives on a 2 MiB test thread.
 const DEEP: usize = 300_000;
 
-fn deep_tree() -> LockTree {
-    LockTree::with_limits(LockLimits { max_depth: DEEP, ..LockLimits::default() })
+fn deep_tree() -> T {
+    T::with_limits(LockLimits { max_depth: DEEP, ..LockLimits::default() })
 }
 
 #[test]
@@ -205,7 +284,7 @@ fn a_deep_allowed_path_expires_unlocks_and_drops_without_recursion() {
 
 #[test]
 fn many_expired_deep_nodes_expire_in_one_call() {
-    let t = LockTree::new();
+    let t = T::default();
     // 2,000 branches of 64 levels under one shared prefix, expiring at once.
     let paths: Vec<Vec<Value>> = (0..2_000).map(|i| [vec![int(i)], zeros(63)].concat()).collect();
     t.lock(NOW, "a", 5.0, &paths).unwrap();
@@ -218,7 +297,7 @@ fn many_expired_deep_nodes_expire_in_one_call() {
 
 #[test]
 fn ten_thousand_paths_lock_and_unlock() {
-    let t = LockTree::new();
+    let t = T::default();
     let paths: Vec<Vec<Value>> =
         (0..10_000).map(|i| vec![text("work_spec"), bytes(format!("unit-{i:05}").into_bytes())]).collect();
     let start = std::time::Instant::now();
