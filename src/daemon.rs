@@ -325,9 +325,9 @@ impl Backend {
                     .map_err(|e| e.to_string())
             }
             url if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                PostgresBackend::connect(url, Arc::new(SystemClock), options.pg_pool_size)
+                PostgresBackend::connect(url, Arc::new(SystemClock), options.pg_pool_size, options.pg_timeout)
                     .await
-                    .map(|b| Backend::Postgres(b.with_call_timeout(options.pg_timeout)))
+                    .map(Backend::Postgres)
                     .map_err(|e| format!("cannot open the PostgreSQL backend: {e}"))
             }
             other => Err(format!("unknown backend {other:?} (expected `durable`, `memory` or a postgres:// address)")),

@@ -61,14 +61,17 @@ pub struct PostgresBackend {
     finisher: finish::Finisher,
 }
 
-/// The default of [`PostgresBackend::with_call_timeout`].
+/// The default bound on one call (`--pg-timeout`).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl PostgresBackend {
     /// Connects (see [`parse_config`]), applies migrations, and returns a
-    /// backend with a pool of `pool_size` connections.
-    pub async fn connect(url: &str, clock: Arc<dyn Clock>, pool_size: usize) -> Result<Self> {
-        Self::connect_config(parse_config(url)?, clock, pool_size, None).await
+    /// backend with a pool of `pool_size` connections whose calls each take
+    /// at most `call_timeout`, waiting for a connection included: past it
+    /// a call fails with an error saying so, and its connection is closed
+    /// (see `tx`).
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>, pool_size: usize, call_timeout: Duration) -> Result<Self> {
+        Self::connect_config(parse_config(url)?, clock, pool_size, call_timeout, None).await
     }
 
     /// Like [`PostgresBackend::connect`] from a parsed configuration, with
@@ -77,14 +80,15 @@ impl PostgresBackend {
         cfg: tokio_postgres::Config,
         clock: Arc<dyn Clock>,
         pool_size: usize,
+        call_timeout: Duration,
         seed: Option<u64>,
     ) -> Result<Self> {
         let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr)
             .max_size(pool_size.max(1))
+            // No timeouts of the pool's own: each call's deadline bounds
+            // waiting and connecting (see `tx`), with one message.
             .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(10)))
-            .wait_timeout(Some(Duration::from_secs(60)))
             .build()
             .map_err(|e| Error::Backend(e.to_string()))?;
         {
@@ -107,20 +111,9 @@ impl PostgresBackend {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        let db = tx::Db { pool, call_timeout: DEFAULT_CALL_TIMEOUT };
+        let db = tx::Db { pool, call_timeout };
         let finisher = finish::Finisher::start(db.clone());
         Ok(PostgresBackend { db, clock, rng: Mutex::new(rng), finisher })
-    }
-
-    /// Bounds each call (waiting for a connection included): past
-    /// `timeout` it fails with an error saying so, and its connection is
-    /// closed (see `tx`).
-    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.db.call_timeout = timeout;
-        // The task keeps its own copy: start one with the new bound (the
-        // old one ends with its queue).
-        self.finisher = finish::Finisher::start(self.db.clone());
-        self
     }
 }
 
