@@ -8,7 +8,10 @@ default"). Usage: bench/fsync-probe.py [DIR] (default: the working
 directory; not tmpfs, where a sync costs nothing).
 
 1. one writer, 3,000 appends, each followed by a sync, into a file that is
-   plain (grows), preallocated (fallocate), or pre-zeroed; then writes
+   plain (grows), preallocated (fallocate), or pre-zeroed, of 200 bytes
+   (one record) and of 4 KiB (a batch under load: every sync then lands in
+   a new page, where a preallocated extent must first be converted); then
+   writes
    with RWF_DSYNC into a pre-zeroed file, buffered and O_DIRECT;
 2. T threads, each appending under a lock and then calling fdatasync on
    its own: syncs completed per second against T.
@@ -47,11 +50,11 @@ def per_write(path, fd, write, n=3000):
     return dt
 
 
-def append_sync(prep):
+def append_sync(prep, rec=REC):
     path, fd = fresh("fsync-probe.a", prep)
 
     def write(fd, i):
-        os.pwrite(fd, REC, i * len(REC))
+        os.pwrite(fd, rec, i * len(rec))
         os.fdatasync(fd)
 
     return per_write(path, fd, write)
@@ -90,8 +93,9 @@ def concurrent_syncs(threads, n=1500):
     return rate
 
 
-for prep in ["plain", "preallocated", "pre-zeroed"]:
-    print(f"append + fdatasync, {prep:12}: {append_sync(prep) * 1e6:6.1f} µs")
+for rec in [REC, b"x" * 4096]:
+    for prep in ["plain", "preallocated", "pre-zeroed"]:
+        print(f"{len(rec):4} B append + fdatasync, {prep:12}: {append_sync(prep, rec) * 1e6:6.1f} µs")
 for direct in [False, True]:
     label = "O_DIRECT" if direct else "buffered"
     print(f"pwritev RWF_DSYNC, {label:12}: {dsync_write(direct) * 1e6:6.1f} µs")

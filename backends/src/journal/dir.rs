@@ -26,24 +26,6 @@ pub trait Disk: Send + Sync + 'static {
     fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync(&self, file: &File) -> io::Result<()>;
-    /// Reserves `len` zeroed bytes at `offset`, growing the file.
-    fn allocate(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
-        allocate(file, offset, len)
-    }
-}
-
-/// `fallocate(2)`, mode 0: allocates and zero-fills, growing the file.
-pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    };
-    // SAFETY: a plain system call on a descriptor the File owns.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// The operating system's file operations.
