@@ -137,3 +137,64 @@ async fn concurrent_finishes_are_coalesced_without_changing_answers() {
         }
     }
 }
+
+/// Units have no foreign key to their spec (schema migration 4): adds that
+/// race a deletion of their spec must still leave no unit without a spec,
+/// and a spec made again under the same name starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_racing_a_spec_deletion_leave_no_orphan_units() {
+    use backends::conformance::spec;
+    use backends::model::{Error, NewUnit};
+    use backends::Coordinate;
+    use cborrpc::Value;
+
+    let schema = format!("orph{}_{}", std::process::id(), rand_suffix());
+    let url = test_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+    let mut cfg = parse_config(&url).unwrap();
+    cfg.options(format!("-c search_path={schema}"));
+    let b = Arc::new(
+        PostgresBackend::connect_config(cfg.clone(), Arc::new(MockClock::new()), 4, DEFAULT_CALL_TIMEOUT, Some(1))
+            .await
+            .unwrap(),
+    );
+    let units = |round: usize, n: usize| -> Vec<NewUnit> {
+        (0..n).map(|i| NewUnit::new(format!("r{round}-{i}").into_bytes(), Value::Map(vec![]))).collect()
+    };
+    let mut deleted_first = 0;
+    for round in 0..30 {
+        b.set_work_spec(spec("s", &[])).await.unwrap();
+        b.add_work_units("s", units(round, 50)).await.unwrap();
+        let adder = {
+            let b = b.clone();
+            tokio::spawn(async move { b.add_work_units("s", units(round + 1000, 2000)).await })
+        };
+        // Let the add find its spec before the deletion starts, most rounds.
+        tokio::time::sleep(std::time::Duration::from_micros(300 * (round as u64 % 5))).await;
+        b.del_work_spec("s").await.unwrap();
+        match adder.await.unwrap() {
+            Ok(()) => {}
+            Err(Error::NoSuchWorkSpec(_)) => deleted_first += 1,
+            Err(e) => panic!("add racing a deletion: {e}"),
+        }
+    }
+    b.set_work_spec(spec("s", &[])).await.unwrap();
+    assert!(b.count_work_units("s").await.unwrap().is_empty(), "a spec made again starts empty");
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    let orphans: i64 = client
+        .query_one(
+            "SELECT count(*) FROM work_unit u WHERE NOT EXISTS (SELECT 1 FROM work_spec s WHERE s.id = u.spec_id)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "units left without a spec ({deleted_first} of 30 adds found the spec deleted)");
+    drop(client);
+    let _ = task.await;
+}

@@ -8,7 +8,9 @@
 //! Design (the why of each part is in the module that uses it):
 //! * `work_spec` holds the spec data (CBOR) and its metadata as columns.
 //! * `work_unit` holds each unit with its active attempt inline: status,
-//!   worker, lease expiry, the attempt's own data. Keys are `BYTEA`
+//!   worker, lease expiry, the attempt's own data. It has no foreign key
+//!   to `work_spec` (migration 4 says why); the code keeps units and specs
+//!   consistent. Keys are `BYTEA`
 //!   (bytewise order, any bytes); data is our CBOR encoding, so bytes vs
 //!   text, tuples, UUIDs and ints vs floats round-trip exactly.
 //! * Partial indexes serve the hot paths: available units of a spec in
@@ -134,6 +136,15 @@ CREATE TABLE lock_path (
     deadline BIGINT NOT NULL
 );
 CREATE INDEX lock_path_deadline ON lock_path (deadline);
+"#,
+    // 4: no foreign key from units to their spec. Its check ran once per
+    // inserted unit (a query taking a share lock on the spec row): 100,000
+    // units inserted in one statement took 2.2 s with it and 1.4 s without.
+    // What it guaranteed is kept by the code: an insert holds the spec row
+    // (`FOR KEY SHARE`, once per statement: units::hold_spec), and deleting
+    // a spec deletes its units in the same transaction (specs::delete).
+    r#"
+ALTER TABLE work_unit DROP CONSTRAINT IF EXISTS work_unit_spec_id_fkey;
 "#,
 ];
 

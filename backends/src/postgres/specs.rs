@@ -131,10 +131,14 @@ pub(super) async fn set(db: &PostgresBackend, mut data: SpecData) -> Result<()> 
 pub(super) async fn delete(db: &PostgresBackend, name: &str) -> Result<()> {
     db.in_tx(|tx, _| {
         Box::pin(async move {
-            let stmt = tx.prepare_cached("DELETE FROM work_spec WHERE name = $1").await?;
-            if tx.execute(&stmt, &[&name]).await? == 0 {
+            // The spec row first: an insert holding it (units::hold_spec)
+            // is waited for, so the next statement sees its units.
+            let stmt = tx.prepare_cached("DELETE FROM work_spec WHERE name = $1 RETURNING id").await?;
+            let Some(row) = tx.query_opt(&stmt, &[&name]).await? else {
                 return Err(Error::NoSuchWorkSpec(name.to_owned()).into());
-            }
+            };
+            let units = tx.prepare_cached("DELETE FROM work_unit WHERE spec_id = $1").await?;
+            tx.execute(&units, &[&row.get::<_, i64>(0)]).await?;
             Ok(())
         })
     })
@@ -142,7 +146,16 @@ pub(super) async fn delete(db: &PostgresBackend, name: &str) -> Result<()> {
 }
 
 pub(super) async fn clear(db: &PostgresBackend) -> Result<usize> {
-    db.in_tx(|tx, _| Box::pin(async move { Ok(tx.execute("DELETE FROM work_spec", &[]).await? as usize) })).await
+    db.in_tx(|tx, _| {
+        Box::pin(async move {
+            // As in `delete`: spec rows first, then their units.
+            let ids: Vec<i64> =
+                tx.query("DELETE FROM work_spec RETURNING id", &[]).await?.iter().map(|r| r.get(0)).collect();
+            tx.execute("DELETE FROM work_unit WHERE spec_id = ANY($1)", &[&ids]).await?;
+            Ok(ids.len())
+        })
+    })
+    .await
 }
 
 pub(super) async fn data(db: &PostgresBackend, name: &str) -> Result<SpecData> {

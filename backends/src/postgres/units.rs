@@ -93,12 +93,23 @@ pub(super) async fn upsert_units(tx: &Transaction<'_>, spec: i64, units: Vec<New
     Ok(())
 }
 
+/// Holds spec `spec` until the transaction ends, so a concurrent deletion
+/// waits for it and then deletes what it inserted (units have no foreign
+/// key to their spec: schema migration 4). False if the spec is gone.
+pub(super) async fn hold_spec(tx: &Transaction<'_>, spec: i64) -> R<bool> {
+    let stmt = tx.prepare_cached("SELECT 1 FROM work_spec WHERE id = $1 FOR KEY SHARE").await?;
+    Ok(tx.query_opt(&stmt, &[&spec]).await?.is_some())
+}
+
 pub(super) async fn add(db: &PostgresBackend, name: &str, units: Vec<NewUnit>) -> Result<()> {
     let now = db.clock.now();
     let units = &units;
     db.in_tx(|tx, _| {
         Box::pin(async move {
             let spec = fresh_spec(tx, name, now).await?;
+            if !hold_spec(tx, spec.id).await? {
+                return Err(Error::NoSuchWorkSpec(name.to_owned()).into());
+            }
             upsert_units(tx, spec.id, units.clone(), now).await
         })
     })

@@ -328,7 +328,8 @@ async fn chain(tx: &Transaction<'_>, then: &str, effective: &[u8], now: Time) ->
     if units.is_empty() {
         return Ok(());
     }
-    let stmt = tx.prepare_cached("SELECT id FROM work_spec WHERE name = $1").await?;
+    // Held until the transaction ends, as units::hold_spec does.
+    let stmt = tx.prepare_cached("SELECT id FROM work_spec WHERE name = $1 FOR KEY SHARE").await?;
     if let Some(r) = tx.query_opt(&stmt, &[&then]).await? {
         refresh(tx, Some(r.get(0)), now).await?;
         upsert_units(tx, r.get(0), units, now).await?;
