@@ -198,3 +198,79 @@ async fn adds_racing_a_spec_deletion_leave_no_orphan_units() {
     drop(client);
     let _ = task.await;
 }
+
+/// `get_work` requests that arrive together are claimed together
+/// (postgres/claim.rs): 48 workers asking at once, for 1 to 4 units each,
+/// across a plain spec, a spec with `max_getwork` and a spec with
+/// `max_running` (which takes the transaction path). Every unit goes to
+/// one worker only, to the worker that received it, no request gets more
+/// than it may, each answer comes in hand-out order, `max_running` holds,
+/// and the rounds hand out every unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_are_coalesced_without_changing_answers() {
+    use std::collections::HashMap;
+
+    use backends::conformance::{add_keys, counts, spec};
+    use backends::model::{GetWork, UnitStatus};
+    use backends::Coordinate;
+    use cborrpc::Value;
+
+    let b = Arc::new(fresh(MockClock::new()).await);
+    b.set_work_spec(spec("plain", &[])).await.unwrap();
+    b.set_work_spec(spec("capped", &[("max_getwork", Value::Integer(2.into()))])).await.unwrap();
+    b.set_work_spec(spec("limited", &[("max_running", Value::Integer(5.into()))])).await.unwrap();
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i:03}")).collect::<Vec<_>>();
+    for (s, n) in [("plain", 2000), ("capped", 400), ("limited", 40)] {
+        let keys = names(s, n);
+        add_keys(&*b, s, &keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    }
+    let mut holder: HashMap<(String, Vec<u8>), String> = HashMap::new();
+    for round in 0..100 {
+        let mut tasks = Vec::new();
+        for w in 0..48 {
+            let b = b.clone();
+            let worker = format!("w{w}");
+            let max_jobs = 1 + w % 4;
+            tasks.push(tokio::spawn(async move {
+                let got = b.get_work(&worker, GetWork::new(max_jobs, 900.0)).await.unwrap();
+                (worker, max_jobs, got)
+            }));
+        }
+        let mut any = false;
+        for t in tasks {
+            let (worker, max_jobs, got) = t.await.unwrap();
+            assert!(got.len() <= max_jobs, "{worker} asked for {max_jobs}, got {}", got.len());
+            assert!(got.windows(2).all(|p| p[0].spec == p[1].spec && p[0].key < p[1].key), "one spec, in order");
+            if got.first().is_some_and(|g| g.spec == "capped") {
+                assert!(got.len() <= 2, "max_getwork 2, got {}", got.len());
+            }
+            for g in got {
+                any = true;
+                let unit = (g.spec.clone(), g.key.bytes.clone());
+                assert!(holder.insert(unit, worker.clone()).is_none(), "{:?} handed out twice", g.key);
+            }
+        }
+        let limited = counts(&*b, "limited").await;
+        assert!(limited.get(&UnitStatus::Pending).copied().unwrap_or(0) <= 5, "max_running 5: {limited:?}");
+        // Free the limited spec for the next round.
+        let held: Vec<_> = holder.iter().filter(|((s, _), _)| s == "limited").map(|((_, k), _)| k.clone()).collect();
+        for k in held {
+            let done = backends::model::UnitUpdate::new(Some(UnitStatus::Finished), 900.0);
+            b.update_work_unit("limited", &k, done).await.unwrap();
+        }
+        if !any && round > 0 {
+            break;
+        }
+    }
+    for (s, n) in [("plain", 2000), ("capped", 400), ("limited", 40)] {
+        let got = holder.keys().filter(|(spec, _)| spec == s).count();
+        assert_eq!(got, n, "{s}: units handed out");
+    }
+    for ((s, key), worker) in &holder {
+        let st = b.get_work_unit_status(s, vec![key.clone()]).await.unwrap().remove(0).unwrap();
+        if s != "limited" {
+            assert_eq!(st.status, UnitStatus::Pending);
+        }
+        assert_eq!(st.worker_id.as_deref(), Some(worker.as_str()), "{s}/{key:?}: the worker that received it");
+    }
+}

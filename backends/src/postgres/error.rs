@@ -12,8 +12,6 @@ pub(super) enum E {
     Pg(tokio_postgres::Error),
     Pool(String),
     C(Error),
-    /// The fast, autocommit path cannot do this call; run it in a transaction.
-    NeedTx,
 }
 
 pub(super) type R<T> = std::result::Result<T, E>;
@@ -40,7 +38,6 @@ impl E {
         match self {
             E::C(e) => e,
             E::Pool(msg) => Error::Backend(msg),
-            E::NeedTx => Error::Backend("internal: transaction needed".into()),
             E::Pg(e) => Error::Backend(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => e.to_string(),

@@ -16,10 +16,12 @@
 //! The files follow the subjects: [`config`] (where the database is),
 //! `error` and `tx` (how a call runs), `sql` (shared SQL text and column
 //! mappings), `expiry` (due leases and delays), `specs`, `units`, `work`
-//! (handing out and updating work), `workers`, `locks` (the lock
+//! (handing out and updating work) with `claim` and `finish` (its common
+//! cases, coalesced across workers), `workers`, `locks` (the lock
 //! methods' locks, shared by the daemons), and [`schema`]. The
 //! [`Coordinate`] impl here only delegates.
 
+mod claim;
 pub mod config;
 mod error;
 mod expiry;
@@ -56,7 +58,10 @@ pub struct PostgresBackend {
     /// The pool and the call timeout.
     db: tx::Db,
     clock: Arc<dyn Clock>,
-    rng: Mutex<StdRng>,
+    /// The scheduler's randomness, shared with `claimer`.
+    rng: Arc<Mutex<StdRng>>,
+    /// Coalesces the common claims (`claim`).
+    claimer: claim::Claimer,
     /// Coalesces the common finishes (`finish`).
     finisher: finish::Finisher,
 }
@@ -112,8 +117,10 @@ impl PostgresBackend {
             None => StdRng::from_os_rng(),
         };
         let db = tx::Db { pool, call_timeout };
+        let rng = Arc::new(Mutex::new(rng));
+        let claimer = claim::Claimer::start(db.clone(), rng.clone());
         let finisher = finish::Finisher::start(db.clone());
-        Ok(PostgresBackend { db, clock, rng: Mutex::new(rng), finisher })
+        Ok(PostgresBackend { db, clock, rng, claimer, finisher })
     }
 }
 

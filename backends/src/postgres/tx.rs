@@ -124,15 +124,6 @@ impl PostgresBackend {
     where
         F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
     {
-        self.try_autocommit(body).await.map_err(E::into_error)
-    }
-
-    /// [`PostgresBackend::autocommit`], answering the internal error, for a
-    /// caller that goes on to a transaction on [`E::NeedTx`].
-    pub(super) async fn try_autocommit<'env, T, F>(&'env self, body: F) -> R<T>
-    where
-        F: for<'a> FnOnce(&'a Client, Scope<'a, 'env>) -> Body<'a, T>,
-    {
-        self.db.bounded(async |client: &mut Client| body(client, Scope(PhantomData)).await).await
+        self.db.bounded(async |client: &mut Client| body(client, Scope(PhantomData)).await).await.map_err(E::into_error)
     }
 }

@@ -13,19 +13,20 @@
 //! with `max_running` take a transaction-scoped advisory lock on the spec,
 //! so that the pending count they check cannot change under them.
 //!
-//! `get_work` tries the common case in autocommit first, which saves the
-//! BEGIN and COMMIT round trips, and falls back to a transaction when the
-//! case needs several statements to be atomic. `update_work_unit`'s common
-//! case, a worker ending the unit it holds, is coalesced with other
-//! workers' into one statement (`finish`); every other case is one
-//! transaction.
+//! `get_work`'s common case, a spec that needs no transaction, is
+//! coalesced with other workers' requests: one spec list and one claim
+//! statement per spec for every request that arrived together (`claim`).
+//! A spec that needs several statements to be atomic takes a transaction
+//! here. `update_work_unit`'s common case, a worker ending the unit it
+//! holds, is coalesced the same way into one statement (`finish`); every
+//! other case is one transaction.
 
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
 
 use cborrpc::Value;
 
-use super::error::{E, R};
+use super::error::R;
 use super::expiry::{apply_due, expire_unit, refresh, PROBE, RELEASE_UNIT};
 use super::schema::PENDING;
 use super::specs::{spec_by_name, spec_cols, spec_row, SpecRow};
@@ -68,39 +69,49 @@ const CLAIM: &str = concat!(
 
 /// A unit claimed by `get_work`: `RETURNING key, data, priority, attempts,
 /// key_text`.
-struct ClaimRow {
-    key: UnitKey,
-    data: Vec<u8>,
-    priority: f64,
+pub(super) struct ClaimRow {
+    pub(super) key: UnitKey,
+    pub(super) data: Vec<u8>,
+    pub(super) priority: f64,
     attempts: i32,
 }
 
 impl ClaimRow {
     fn of(r: &tokio_postgres::Row) -> ClaimRow {
-        ClaimRow { key: UnitKey::stored(r.get(0), r.get(4)), data: r.get(1), priority: r.get(2), attempts: r.get(3) }
+        ClaimRow::of_at(r, 0)
+    }
+
+    /// The row's columns from `at` on.
+    pub(super) fn of_at(r: &tokio_postgres::Row, at: usize) -> ClaimRow {
+        ClaimRow {
+            key: UnitKey::stored(r.get(at), r.get(at + 4)),
+            data: r.get(at + 1),
+            priority: r.get(at + 2),
+            attempts: r.get(at + 3),
+        }
     }
 }
 
 pub(super) async fn get_work(db: &PostgresBackend, worker: &str, opts: GetWork) -> Result<Vec<WorkGrant>> {
     let now = db.clock.now();
     let opts = &opts;
-    match db.try_autocommit(|c, _| Box::pin(hand_out(db, c, worker, opts, now, false))).await {
-        Err(E::NeedTx) => db.in_tx(|tx, _| Box::pin(hand_out(db, tx, worker, opts, now, true))).await,
-        other => other.map_err(E::into_error),
+    // The common case, a spec that needs no transaction: coalesced with
+    // the requests of other workers (`claim`).
+    if let Some(grants) = db.claimer.get_work(worker, opts, now).await? {
+        return Ok(grants);
     }
+    db.in_tx(|tx, _| Box::pin(hand_out(db, tx, worker, opts, now))).await
 }
 
-/// Hands out work. With `in_tx` false the statements autocommit; if the
-/// chosen spec needs several statements to be atomic (`max_running`,
-/// `max_retries`, a continuous unit) this answers [`E::NeedTx`] before
-/// changing anything.
-async fn hand_out<G: GenericClient>(
+/// Hands out work in a transaction: every case, including specs that need
+/// several statements to be atomic (`max_running`, `max_retries`, a
+/// continuous unit).
+async fn hand_out(
     db: &PostgresBackend,
-    tx: &G,
+    tx: &Transaction<'_>,
     worker: &str,
     opts: &GetWork,
     now: Time,
-    in_tx: bool,
 ) -> R<Vec<WorkGrant>> {
     let lease = now.plus_secs(opts.lease_secs).0;
     loop {
@@ -108,9 +119,6 @@ async fn hand_out<G: GenericClient>(
         let Some(i) = scheduler::choose(&cands, &mut *db.rng.lock()) else { return Ok(Vec::new()) };
         let (spec, continuous_ok) = &specs[i];
         let m = &spec.meta;
-        if !in_tx && (m.max_running > 0 || m.max_retries > 0 || *continuous_ok) {
-            return Err(E::NeedTx);
-        }
         let mut pending = m.pending_count;
         if m.max_running > 0 {
             // Under the spec's lock, the pending count cannot change.
@@ -157,6 +165,16 @@ async fn hand_out<G: GenericClient>(
 /// The specs `get_work` may choose from, each with whether it may start a
 /// continuous unit, and their scheduler candidates in the same order.
 async fn candidates<G: GenericClient>(tx: &G, opts: &GetWork, now: Time) -> R<(Vec<(SpecRow, bool)>, Vec<Candidate>)> {
+    let specs = all_specs(tx, now).await?;
+    let (idx, continuous, cands) = candidates_among(&specs, opts, now);
+    let mut specs: Vec<Option<SpecRow>> = specs.into_iter().map(Some).collect();
+    let chosen = idx.iter().zip(continuous).map(|(&i, c)| (specs[i].take().expect("each spec once"), c)).collect();
+    Ok((chosen, cands))
+}
+
+/// Every spec with its available and pending counts, after applying due
+/// expiries and delays.
+pub(super) async fn all_specs<G: GenericClient>(tx: &G, now: Time) -> R<Vec<SpecRow>> {
     let probe = tx.prepare_cached(PROBE).await?;
     let list = tx.prepare_cached(LIST_SPECS).await?;
     // The probe for due leases and delays goes out pipelined with the spec
@@ -169,21 +187,38 @@ async fn candidates<G: GenericClient>(tx: &G, opts: &GetWork, now: Time) -> R<(V
         apply_due(tx, None, now, (due.get(0), due.get(1))).await?;
         listed = tx.query(&list, &[]).await;
     }
-    let mut specs = Vec::new();
+    Ok(listed?
+        .iter()
+        .map(|r| {
+            let mut s = spec_row(r);
+            s.meta.available_count = r.get::<_, i64>(15).max(0) as u64;
+            s.meta.pending_count = r.get::<_, i64>(16).max(0) as u64;
+            s
+        })
+        .collect())
+}
+
+/// Of `specs`, those a request with `opts` may draw from: their indexes,
+/// whether each may start a continuous unit, and their scheduler
+/// candidates, in the same order.
+pub(super) fn candidates_among(
+    specs: &[SpecRow],
+    opts: &GetWork,
+    now: Time,
+) -> (Vec<usize>, Vec<bool>, Vec<Candidate>) {
+    let mut idx = Vec::new();
+    let mut continuous = Vec::new();
     let mut cands = Vec::new();
-    for r in listed? {
-        let mut s = spec_row(&r);
-        let (avail, pending) = (r.get::<_, i64>(15).max(0) as u64, r.get::<_, i64>(16).max(0) as u64);
-        s.meta.available_count = avail;
-        s.meta.pending_count = pending;
+    for (i, s) in specs.iter().enumerate() {
+        let (avail, pending) = (s.meta.available_count, s.meta.pending_count);
         if !scheduler::eligible(&s.name, &s.meta, avail, pending, opts, now) {
             continue;
         }
-        let continuous_ok = scheduler::can_start_continuous(&s.meta, avail, pending, now);
+        idx.push(i);
+        continuous.push(scheduler::can_start_continuous(&s.meta, avail, pending, now));
         cands.push(Candidate { priority: s.meta.priority, weight: s.meta.weight, pending });
-        specs.push((s, continuous_ok));
     }
-    Ok((specs, cands))
+    (idx, continuous, cands)
 }
 
 /// Creates a continuous spec's synthetic unit, already claimed by

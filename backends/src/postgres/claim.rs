@@ -1,0 +1,222 @@
+//! Coalesced claims: the common `get_work` (a spec that needs no
+//! transaction: no `max_running`, no `max_retries`, no continuous unit to
+//! start) is not run on its own. Requests are queued to one task, which
+//! takes every request that arrived while earlier batches ran, reads the
+//! spec list and the due probe once for all of them, lets the scheduler
+//! choose a spec for each in arrival order (each choice counting the units
+//! the earlier ones took, as if they had run one after another), and
+//! claims each chosen spec's units for all its requests with one
+//! statement. N claims then cost one spec list, one statement, one run of
+//! the count trigger and one commit, instead of N of each.
+//!
+//! The statement numbers its slots: request j of the batch owns as many
+//! consecutive slots as units it may take, each slot carrying its worker
+//! and lease, and the units locked (in hand-out order) are paired with the
+//! slots in order. So the earliest request gets the best units, as it
+//! would have alone, and a spec that runs short leaves the last requests
+//! with fewer units or none, as they would have found it.
+//!
+//! A request whose chosen spec needs a transaction is answered `None`, and
+//! the caller takes the transaction path, which decides every case; so is
+//! every request of a statement (or spec read) that failed with a
+//! retryable error. Any other error is the answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::error::E;
+use super::sql::{dec, status};
+use super::tx::Db;
+use super::work::{all_specs, candidates_among, ClaimRow};
+use crate::clock::Time;
+use crate::model::*;
+use crate::scheduler;
+
+/// Batches run at once: while they run, the next one gathers.
+const IN_FLIGHT: usize = 2;
+/// Most requests in one batch.
+const MAX_BATCH: usize = 512;
+
+/// Claims up to `$4` available units of spec `$1`, pairing them in
+/// hand-out order with the slots of `$2` (workers) and `$3` (lease ends).
+const CLAIM_SLOTS: &str = concat!(
+    "WITH picked AS MATERIALIZED (
+         SELECT key, row_number() OVER (ORDER BY priority DESC, key) AS ord
+         FROM (SELECT key, priority FROM work_unit WHERE spec_id = $1 AND status = ",
+    status!(AVAILABLE),
+    "
+               ORDER BY priority DESC, key LIMIT $4 FOR UPDATE SKIP LOCKED) AS p)
+     UPDATE work_unit u SET status = ",
+    status!(PENDING),
+    ", worker = s.w, attempt_data = NULL, lease_expires = s.l,
+            ended = NULL, attempts = u.attempts + 1
+     FROM picked JOIN unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS s(w, l, ord) ON s.ord = picked.ord
+     WHERE u.spec_id = $1 AND u.key = picked.key
+     RETURNING picked.ord, u.key, u.data, u.priority, u.attempts, u.key_text"
+);
+
+/// The answer of one request: `None` sends it down the transaction path.
+type Answer = Result<Option<Vec<WorkGrant>>>;
+
+/// One `get_work` waiting for its batch.
+struct Job {
+    worker: String,
+    opts: GetWork,
+    now: Time,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The queue of the claiming task (which ends when this is dropped).
+pub(super) struct Claimer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Claimer {
+    /// Starts the task on the current runtime; it draws from `rng`, the
+    /// backend's scheduler randomness.
+    pub(super) fn start(db: Db, rng: Arc<Mutex<StdRng>>) -> Claimer {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, rng, rx));
+        Claimer { jobs }
+    }
+
+    /// Hands out work if the chosen spec needs no transaction:
+    /// `Ok(Some(grants))` once committed, `Ok(None)` when the caller must
+    /// take the transaction path.
+    pub(super) async fn get_work(&self, worker: &str, opts: &GetWork, now: Time) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { worker: worker.to_owned(), opts: opts.clone(), now, reply };
+        if self.jobs.send(job).is_err() {
+            return Ok(None);
+        }
+        // A batch dropped unanswered (its task gone): the general path.
+        answer.await.unwrap_or(Ok(None))
+    }
+}
+
+async fn run(db: Db, rng: Arc<Mutex<StdRng>>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Waiting for a slot lets the batch grow.
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (db, rng) = (db.clone(), rng.clone());
+        tokio::spawn(async move {
+            apply(&db, &rng, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One spec's claim in a batch: its slots and which request owns each.
+#[derive(Default)]
+struct Group {
+    name: String,
+    workers: Vec<String>,
+    leases: Vec<i64>,
+    owner: Vec<usize>,
+}
+
+async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
+    let mut answers: Vec<Option<Answer>> = (0..batch.len()).map(|_| None).collect();
+    let mut grants: Vec<Vec<(f64, WorkGrant)>> = (0..batch.len()).map(|_| Vec::new()).collect();
+    // The newest request time reads the spec list; leases stay each
+    // request's own.
+    let now = batch.iter().map(|j| j.now).max().unwrap_or(Time(0));
+    let outcome = db
+        .bounded(async |c| {
+            let mut specs = all_specs(&*c, now).await?;
+            let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
+            for (j, job) in batch.iter().enumerate() {
+                let (idx, continuous, cands) = candidates_among(&specs, &job.opts, job.now);
+                let Some(i) = scheduler::choose(&cands, &mut *rng.lock()) else {
+                    answers[j] = Some(Ok(Some(Vec::new())));
+                    continue;
+                };
+                let spec = &mut specs[idx[i]];
+                let m = &spec.meta;
+                if m.max_running > 0 || m.max_retries > 0 || continuous[i] {
+                    answers[j] = Some(Ok(None));
+                    continue;
+                }
+                let n = scheduler::batch_size(m, job.opts.max_jobs, m.pending_count).max(0) as u64;
+                let g = groups.entry(spec.id).or_default();
+                g.name.clone_from(&spec.name);
+                let lease = job.now.plus_secs(job.opts.lease_secs).0;
+                for _ in 0..n {
+                    g.workers.push(job.worker.clone());
+                    g.leases.push(lease);
+                    g.owner.push(j);
+                }
+                // The next choice sees this one's units as taken.
+                spec.meta.available_count = spec.meta.available_count.saturating_sub(n);
+                spec.meta.pending_count += n;
+            }
+            let stmt = c.prepare_cached(CLAIM_SLOTS).await?;
+            let claims = groups.iter().map(|(id, g)| {
+                let limit = g.workers.len() as i64;
+                let c = &*c;
+                let stmt = &stmt;
+                async move { c.query(stmt, &[id, &g.workers, &g.leases, &limit]).await }
+            });
+            let results = futures_util::future::join_all(claims).await;
+            Ok(groups.into_values().zip(results).collect::<Vec<_>>())
+        })
+        .await;
+    match outcome {
+        Ok(claimed) => {
+            for (g, rows) in claimed {
+                match rows {
+                    Ok(rows) => {
+                        for r in &rows {
+                            let ord: i64 = r.get(0);
+                            let row = ClaimRow::of_at(r, 1);
+                            let owner = g.owner[ord as usize - 1];
+                            let grant = WorkGrant { spec: g.name.clone(), key: row.key, data: dec(&row.data) };
+                            grants[owner].push((row.priority, grant));
+                        }
+                    }
+                    Err(e) => {
+                        let answer = fallback(E::from(e));
+                        for &j in &g.owner {
+                            answers[j] = Some(answer.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let answer = fallback(e);
+            for a in answers.iter_mut().filter(|a| a.is_none()) {
+                *a = Some(answer.clone());
+            }
+        }
+    }
+    for ((job, answer), mut got) in batch.into_iter().zip(answers).zip(grants) {
+        let answer = answer.unwrap_or_else(|| {
+            got.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.key.cmp(&b.1.key)));
+            Ok(Some(got.into_iter().map(|(_, g)| g).collect()))
+        });
+        let _ = job.reply.send(answer);
+    }
+}
+
+/// A failed batch's answer: the transaction path when trying again may
+/// work, else the error.
+fn fallback(e: E) -> Answer {
+    if e.retryable() {
+        Ok(None)
+    } else {
+        Err(e.into_error())
+    }
+}
