@@ -15,8 +15,9 @@ pub fn test_url() -> String {
         .expect("COORDINATE_TEST_PG is not set: run ./run-tests, or start a cluster with scripts/pg-cluster")
 }
 
-/// A fresh backend in a new, empty schema.
-pub async fn fresh(clock: MockClock) -> PostgresBackend {
+/// A new, empty schema on the test cluster, and the configuration that
+/// connects to it.
+async fn new_schema() -> tokio_postgres::Config {
     static N: AtomicU32 = AtomicU32::new(0);
     let schema = format!("t{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), rand_suffix());
     let url = test_url();
@@ -27,6 +28,12 @@ pub async fn fresh(clock: MockClock) -> PostgresBackend {
     let _ = task.await;
     let mut cfg = parse_config(&url).unwrap();
     cfg.options(format!("-c search_path={schema}"));
+    cfg
+}
+
+/// A fresh backend in a new, empty schema.
+pub async fn fresh(clock: MockClock) -> PostgresBackend {
+    let cfg = new_schema().await;
     PostgresBackend::connect_config(cfg, Arc::new(clock), 4, DEFAULT_CALL_TIMEOUT, Some(1)).await.expect("backend")
 }
 
@@ -44,15 +51,7 @@ async fn upgrade_keeps_keys_of_existing_rows_as_bytes() {
     use backends::Coordinate;
     use cborrpc::Value;
 
-    let schema = format!("up{}_{}", std::process::id(), rand_suffix());
-    let url = test_url();
-    let mut cfg = parse_config(&url).unwrap();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    drop(client);
-    let _ = task.await;
-    cfg.options(format!("-c search_path={schema}"));
+    let cfg = new_schema().await;
     let (mut client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
     let task = tokio::spawn(conn);
     backends::postgres::schema::migrate_to(&mut client, 1).await.unwrap();
@@ -148,15 +147,7 @@ async fn adds_racing_a_spec_deletion_leave_no_orphan_units() {
     use backends::Coordinate;
     use cborrpc::Value;
 
-    let schema = format!("orph{}_{}", std::process::id(), rand_suffix());
-    let url = test_url();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    drop(client);
-    let _ = task.await;
-    let mut cfg = parse_config(&url).unwrap();
-    cfg.options(format!("-c search_path={schema}"));
+    let cfg = new_schema().await;
     let b = Arc::new(
         PostgresBackend::connect_config(cfg.clone(), Arc::new(MockClock::new()), 4, DEFAULT_CALL_TIMEOUT, Some(1))
             .await

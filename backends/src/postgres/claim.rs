@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
+use super::batch;
 use super::error::E;
 use super::sql::{dec, status};
 use super::tx::Db;
@@ -35,11 +36,6 @@ use super::work::{all_specs, candidates_among, ClaimRow};
 use crate::clock::Time;
 use crate::model::*;
 use crate::scheduler;
-
-/// Batches run at once: while they run, the next one gathers.
-const IN_FLIGHT: usize = 2;
-/// Most requests in one batch.
-const MAX_BATCH: usize = 512;
 
 /// Claims up to `$4` available units of spec `$1`, pairing them in
 /// hand-out order with the slots of `$2` (workers) and `$3` (lease ends).
@@ -80,7 +76,10 @@ impl Claimer {
     /// backend's scheduler randomness.
     pub(super) fn start(db: Db, rng: Arc<Mutex<StdRng>>) -> Claimer {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rng, rx));
+        tokio::spawn(batch::run(rx, move |jobs| {
+            let (db, rng) = (db.clone(), rng.clone());
+            async move { apply(&db, &rng, jobs).await }
+        }));
         Claimer { jobs }
     }
 
@@ -95,26 +94,6 @@ impl Claimer {
         }
         // A batch dropped unanswered (its task gone): the general path.
         answer.await.unwrap_or(Ok(None))
-    }
-}
-
-async fn run(db: Db, rng: Arc<Mutex<StdRng>>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        // Waiting for a slot lets the batch grow.
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let (db, rng) = (db.clone(), rng.clone());
-        tokio::spawn(async move {
-            apply(&db, &rng, batch).await;
-            drop(permit);
-        });
     }
 }
 

@@ -14,19 +14,14 @@
 //! other error is every request's answer.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
+use super::batch;
 use super::error::E;
 use super::sql::status;
 use super::tx::Db;
 use crate::model::Result;
-
-/// Batches run at once: while they run, the next one gathers.
-const IN_FLIGHT: usize = 2;
-/// Most requests in one statement.
-const MAX_BATCH: usize = 512;
 
 /// Ends each held unit `(name $1, key $2)` with status `$3`, attempt data
 /// `$4` (null: keep) at time `$5`, where it holds a live lease and
@@ -63,7 +58,10 @@ impl Finisher {
     /// Starts the task on the current runtime.
     pub(super) fn start(db: Db) -> Finisher {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx));
+        tokio::spawn(batch::run(rx, move |jobs| {
+            let db = db.clone();
+            async move { apply(&db, jobs).await }
+        }));
         Finisher { jobs }
     }
 
@@ -84,26 +82,6 @@ impl Finisher {
         }
         // A batch dropped unanswered (its task gone): the general path.
         answer.await.unwrap_or(Ok(false))
-    }
-}
-
-async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        // Waiting for a slot lets the batch grow.
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let db = db.clone();
-        tokio::spawn(async move {
-            apply(&db, batch).await;
-            drop(permit);
-        });
     }
 }
 
