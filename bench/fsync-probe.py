@@ -11,8 +11,7 @@ directory; not tmpfs, where a sync costs nothing).
    plain (grows), preallocated (fallocate), or pre-zeroed, of 200 bytes
    (one record) and of 4 KiB (a batch under load: every sync then lands in
    a new page, where a preallocated extent must first be converted); then
-   writes
-   with RWF_DSYNC into a pre-zeroed file, buffered and O_DIRECT;
+   writes with RWF_DSYNC into a pre-zeroed file, buffered and O_DIRECT;
 2. T threads, each appending under a lock and then calling fdatasync on
    its own: syncs completed per second against T.
 """

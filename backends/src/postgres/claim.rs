@@ -97,11 +97,11 @@ impl Claimer {
     }
 }
 
-/// One spec's claim in a batch: its slots and which request owns each.
-#[derive(Default)]
-struct Group {
+/// One spec's claim in a batch: its slots (worker names borrowed from the
+/// batch's requests) and which request owns each.
+struct Group<'a> {
     name: String,
-    workers: Vec<String>,
+    workers: Vec<&'a str>,
     leases: Vec<i64>,
     owner: Vec<usize>,
 }
@@ -129,11 +129,15 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
                     continue;
                 }
                 let n = scheduler::batch_size(m, job.opts.max_jobs, m.pending_count).max(0) as u64;
-                let g = groups.entry(spec.id).or_default();
-                g.name.clone_from(&spec.name);
+                let g = groups.entry(spec.id).or_insert_with(|| Group {
+                    name: spec.name.clone(),
+                    workers: Vec::new(),
+                    leases: Vec::new(),
+                    owner: Vec::new(),
+                });
                 let lease = job.now.plus_secs(job.opts.lease_secs).0;
                 for _ in 0..n {
-                    g.workers.push(job.worker.clone());
+                    g.workers.push(&job.worker);
                     g.leases.push(lease);
                     g.owner.push(j);
                 }

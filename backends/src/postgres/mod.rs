@@ -17,8 +17,8 @@
 //! `error` and `tx` (how a call runs), `sql` (shared SQL text and column
 //! mappings), `expiry` (due leases and delays), `specs`, `units`, `work`
 //! (handing out and updating work) with `claim` and `finish` (its common
-//! cases, coalesced across workers on `batch`'s queue), `workers`, `locks` (the lock
-//! methods' locks, shared by the daemons), and [`schema`]. The
+//! cases, coalesced across workers on `batch`'s queue), `workers`, `locks`
+//! (the lock methods' locks, shared by the daemons), and [`schema`]. The
 //! [`Coordinate`] impl here only delegates.
 
 mod batch;
