@@ -39,10 +39,11 @@ use crate::scheduler;
 
 /// Claims up to `$4` available units of spec `$1`, pairing them in
 /// hand-out order with the slots of `$2` (workers) and `$3` (lease ends).
+/// Rows are updated by `ctid`, as `work::CLAIM` says why.
 const CLAIM_SLOTS: &str = concat!(
     "WITH picked AS MATERIALIZED (
-         SELECT key, row_number() OVER (ORDER BY priority DESC, key) AS ord
-         FROM (SELECT key, priority FROM work_unit WHERE spec_id = $1 AND status = ",
+         SELECT ctid, row_number() OVER (ORDER BY priority DESC, key) AS ord
+         FROM (SELECT ctid, key, priority FROM work_unit WHERE spec_id = $1 AND status = ",
     status!(AVAILABLE),
     "
                ORDER BY priority DESC, key LIMIT $4 FOR UPDATE SKIP LOCKED) AS p)
@@ -51,7 +52,7 @@ const CLAIM_SLOTS: &str = concat!(
     ", worker = s.w, attempt_data = NULL, lease_expires = s.l,
             ended = NULL, attempts = u.attempts + 1
      FROM picked JOIN unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS s(w, l, ord) ON s.ord = picked.ord
-     WHERE u.spec_id = $1 AND u.key = picked.key
+     WHERE u.ctid = picked.ctid
      RETURNING picked.ord, u.key, u.data, u.priority, u.attempts, u.key_text"
 );
 

@@ -52,10 +52,13 @@ const LIST_SPECS: &str = concat!(
 );
 
 /// Claims up to `$2` available units of spec `$1` for worker `$3` with a
-/// lease until `$4` (see the module doc).
+/// lease until `$4` (see the module doc). The rows locked are updated by
+/// `ctid` (they cannot move while locked): a lookup that needs no index,
+/// and no plan that walks the spec's keys to join them (the planner chose
+/// such a merge join once an index it preferred was gone).
 const CLAIM: &str = concat!(
     "WITH picked AS MATERIALIZED (
-         SELECT key FROM work_unit WHERE spec_id = $1 AND status = ",
+         SELECT ctid FROM work_unit WHERE spec_id = $1 AND status = ",
     status!(AVAILABLE),
     "
          ORDER BY priority DESC, key LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -63,7 +66,7 @@ const CLAIM: &str = concat!(
     status!(PENDING),
     ", worker = $3, attempt_data = NULL, lease_expires = $4,
             ended = NULL, attempts = u.attempts + 1
-     WHERE u.spec_id = $1 AND u.key = ANY (ARRAY (SELECT key FROM picked))
+     WHERE u.ctid = ANY (ARRAY (SELECT ctid FROM picked))
      RETURNING u.key, u.data, u.priority, u.attempts, u.key_text"
 );
 
