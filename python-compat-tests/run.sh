@@ -22,12 +22,17 @@
 #                     see py2wire.py); not with --python-daemon. Without it
 #                     the converted client runs as a plain Python 3 client.
 #   --prepare-only    set up .work/ (venv, sources, conversion) and stop
+#   --prepared        use .work/ as --prepare-only left it, changing nothing
+#                     there: runs against several daemons can then go at
+#                     once (give each its own COMPAT_LOGS)
 #   --suite NAME      run only this suite (repeatable); names: job_client,
 #                     job_flow, task_master, rejester_worker, cli, worker_flow
 #   -h, --help        this text
 #
 # Environment:
 #   COORDINATED, COORDINATED_ARGS, COORDINATE_ADDRESS  as above
+#   COMPAT_LOGS       where this run's logs, junit reports and pytest's
+#                     temporary directories go (default .work/logs)
 #   PYTHON            interpreter for the venv (default python3.11, python3)
 #   PYTEST_EXTRA      extra pytest arguments, e.g. "-x -vv" (never -k)
 #   COMPAT_EXPECTED_CONFIG  with COORDINATE_ADDRESS: the YAML file the
@@ -41,7 +46,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WORK="$HERE/.work"
 VENV="$WORK/venv"
 SRC="$WORK/src"
-LOGS="$WORK/logs"
+LOGS="${COMPAT_LOGS:-$WORK/logs}"
 
 # name==version of the upstream sdists, and the package directory in each
 SDISTS=("coordinate==0.1.5" "yakonfig==0.7.7" "dblogger==0.4.14")
@@ -63,12 +68,14 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 
 USE_PYDAEMON=0
 PREPARE_ONLY=0
+PREPARED=0
 ONLY_SUITES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-daemon) USE_PYDAEMON=1 ;;
     --py2-wire) export COMPAT_PY2_WIRE=1 ;;
     --prepare-only) PREPARE_ONLY=1 ;;
+    --prepared) PREPARED=1 ;;
     --suite) [ $# -ge 2 ] || die "--suite needs a name"; ONLY_SUITES+=("$2"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -204,11 +211,16 @@ EOF
   done
 }
 
-PY_BASE="$(pick_python)" || die "need Python 3.11 with lib2to3 and venv (set PYTHON=...)"
-setup_venv
-for spec in "${SDISTS[@]}"; do fetch_sdist "$spec"; done
-convert_sources
-make_wrappers
+if [ "$PREPARED" = 1 ]; then
+  [ -x "$VENV/bin/python" ] && [ -d "$SRC/coordinate" ] && [ -x "$WORK/bin/coordinate" ] ||
+    die "--prepared: $WORK is not prepared (run with --prepare-only first)"
+else
+  PY_BASE="$(pick_python)" || die "need Python 3.11 with lib2to3 and venv (set PYTHON=...)"
+  setup_venv
+  for spec in "${SDISTS[@]}"; do fetch_sdist "$spec"; done
+  convert_sources
+  make_wrappers
+fi
 
 export PYTHONPATH="$SRC:$HERE"
 export PATH="$WORK/bin:$VENV/bin:$PATH"
@@ -284,39 +296,49 @@ if [ "$USE_PYDAEMON" = 1 ] && [ "${COMPAT_PY2_WIRE:-0}" = 1 ]; then
 fi
 
 if [ "$USE_PYDAEMON" = 1 ] || [ -n "${COORDINATED:-}" ]; then
-  PORT="$(free_port)"
-  ADDR="127.0.0.1:$PORT"
-  if [ "$USE_PYDAEMON" = 1 ]; then
-    # Python daemon: yakonfig config; get_config returns the whole merged
-    # global config, which includes the keys of our file
-    DAEMON_DESC="upstream Python daemon (coordinate 0.1.5, converted)"
-    (cd "$WORK" && exec "$WORK/bin/coordinated-py" --host 127.0.0.1 --port "$PORT" \
-        -c "$CONFIG_FILE") >"$LOGS/daemon.log" 2>&1 &
-    DAEMON_PID=$!
-    COMPAT_EXPECTED_CONFIG="$CONFIG_FILE"
-    COMPAT_EXPECTED_CONFIG_EXACT=0
-  else
-    [ -x "$COORDINATED" ] || die "COORDINATED=$COORDINATED is not an executable file"
-    DAEMON_DESC="$COORDINATED"
-    # Its HTTP API (where it has one) on a free port, so runs never
-    # contend for the default 5980.
-    http_args=()
-    case " ${COORDINATED_ARGS:-} " in
-      *" --http "*) ;;
-      *) if "$COORDINATED" --help 2>/dev/null | grep -q -- '--http '; then http_args=(--http 127.0.0.1:0); fi ;;
-    esac
-    # shellcheck disable=SC2086  # COORDINATED_ARGS is a word list
-    "$COORDINATED" --cborrpc "$ADDR" "${http_args[@]}" --config "$CONFIG_FILE" ${COORDINATED_ARGS:-} \
-        >"$LOGS/daemon.log" 2>&1 &
-    DAEMON_PID=$!
-    COMPAT_EXPECTED_CONFIG="$CONFIG_FILE"
-    COMPAT_EXPECTED_CONFIG_EXACT=1
-  fi
-  log "started $DAEMON_DESC on $ADDR (pid $DAEMON_PID, log $LOGS/daemon.log)"
-  if ! wait_for_port "$ADDR" 30; then
+  # A free port can be taken by another process (a parallel run) before
+  # the daemon binds it: then try another.
+  for attempt in 1 2 3; do
+    PORT="$(free_port)"
+    ADDR="127.0.0.1:$PORT"
+    if [ "$USE_PYDAEMON" = 1 ]; then
+      # Python daemon: yakonfig config; get_config returns the whole merged
+      # global config, which includes the keys of our file
+      DAEMON_DESC="upstream Python daemon (coordinate 0.1.5, converted)"
+      (cd "$WORK" && exec "$WORK/bin/coordinated-py" --host 127.0.0.1 --port "$PORT" \
+          -c "$CONFIG_FILE") >"$LOGS/daemon.log" 2>&1 &
+      DAEMON_PID=$!
+      COMPAT_EXPECTED_CONFIG="$CONFIG_FILE"
+      COMPAT_EXPECTED_CONFIG_EXACT=0
+    else
+      [ -x "$COORDINATED" ] || die "COORDINATED=$COORDINATED is not an executable file"
+      DAEMON_DESC="$COORDINATED"
+      # Its HTTP API (where it has one) on a free port, so runs never
+      # contend for the default 5980.
+      http_args=()
+      case " ${COORDINATED_ARGS:-} " in
+        *" --http "*) ;;
+        *) if "$COORDINATED" --help 2>/dev/null | grep -q -- '--http '; then http_args=(--http 127.0.0.1:0); fi ;;
+      esac
+      # shellcheck disable=SC2086  # COORDINATED_ARGS is a word list
+      "$COORDINATED" --cborrpc "$ADDR" "${http_args[@]}" --config "$CONFIG_FILE" ${COORDINATED_ARGS:-} \
+          >"$LOGS/daemon.log" 2>&1 &
+      DAEMON_PID=$!
+      COMPAT_EXPECTED_CONFIG="$CONFIG_FILE"
+      COMPAT_EXPECTED_CONFIG_EXACT=1
+    fi
+    log "started $DAEMON_DESC on $ADDR (pid $DAEMON_PID, log $LOGS/daemon.log)"
+    if wait_for_port "$ADDR" 30; then
+      break
+    fi
+    if [ "$attempt" -lt 3 ] && grep -qi "address already in use" "$LOGS/daemon.log"; then
+      log "port $PORT was taken before the daemon bound it; trying another"
+      stop_daemon
+      continue
+    fi
     tail -n 30 "$LOGS/daemon.log" >&2 || true
     die "the daemon did not start"
-  fi
+  done
 elif [ -n "${COORDINATE_ADDRESS:-}" ]; then
   ADDR="$COORDINATE_ADDRESS"
   DAEMON_DESC="running daemon at $ADDR"
@@ -358,7 +380,7 @@ for line in "${SUITES[@]}"; do
   set +e
   # shellcheck disable=SC2086
   (cd "$HERE" && "$VENV/bin/python" -m pytest -p no:cacheprovider -o addopts="" \
-      --junitxml="$junit" -v -rfEsxX ${PYTEST_EXTRA:-} "$file") 2>&1 |
+      --basetemp="$LOGS/tmp-$name" --junitxml="$junit" -v -rfEsxX ${PYTEST_EXTRA:-} "$file") 2>&1 |
       tee "$LOGS/pytest-$name.log"
   rc=${PIPESTATUS[0]}
   set -e
