@@ -7,19 +7,17 @@
 //! The memory and CPU cases run the daemon as a child process, so the
 //! figures are the daemon's alone.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use backends::memory::MemoryBackend;
 use backends::*;
 use cborrpc::encode_request;
 use cborrpc::value::tuple;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

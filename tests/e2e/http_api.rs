@@ -6,14 +6,12 @@
 //! fail), then the safety rules (Host names, token, read-only mode,
 //! non-loopback addresses, JSON-only changes) and the binary's flags.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use backends::model::UnitStatus;
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
-use common::*;
 use jobserver::wire::{spec_status, status};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST};
 use reqwest::{Method, StatusCode};

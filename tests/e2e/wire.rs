@@ -2,14 +2,12 @@
 //! Python 2 and Python 3 clients send them, pipelining, value round trips,
 //! every kind of bad input, and the binary's command line and signals.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use cborrpc::encode::{head, to_vec};
 use cborrpc::value::tuple;
 use cborrpc::{encode_request, Value};
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,10 +1,8 @@
 //! The `lock` RPCs on the durable default: a lock answered as taken is
 //! still held after the daemon restarts, and an unlock answered stays done.
 
-mod common;
-
+use crate::common::*;
 use cborrpc::Value;
-use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_are_held_across_a_restart() {

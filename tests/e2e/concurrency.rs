@@ -1,14 +1,12 @@
 //! Many workers draining one spec over real TCP: every unit is finished
 //! exactly once, none is lost, none is handed to two workers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::common::*;
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
-use common::*;
 use tokio::sync::Mutex;
 
 const UNITS: usize = 10_000;

@@ -3,16 +3,14 @@
 //! and comes back. Each test uses a fresh database on the cluster named by
 //! `COORDINATE_TEST_PG` (started by `./run-tests`).
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use cborrpc::value::as_sequence;
 use cborrpc::Value;
-use common::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 

@@ -4,12 +4,10 @@
 //! `"u"`, so keys and spec values must come back in the type they came in;
 //! a Python 2 client must keep getting the bytes it always got.
 
-mod common;
-
+use crate::common::*;
 use cborrpc::encode::{head, to_vec};
 use cborrpc::value::tuple;
 use cborrpc::Value;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

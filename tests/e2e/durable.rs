@@ -8,17 +8,15 @@
 //! at its start; `DURABLE_TEST_SEED=N` runs a test again with the same
 //! choices (the daemon's timing still varies).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use cborrpc::value::{as_sequence, map_get, string_bytes};
 use cborrpc::Value;
-use common::*;
 use jobserver::wire::status::{AVAILABLE, FAILED, FINISHED, PENDING};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -8,17 +8,15 @@
 //! Each page is saved as target/dashboard-screenshots/NAME.png to look at.
 //! The last test needs no browser: how the three files are served.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use cborrpc::value::{as_sequence, tuple, TAG_UUID};
 use cborrpc::Value;
-use common::*;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use jobserver::wire::{spec_status, status};
 use serde_json::json;
