@@ -32,14 +32,14 @@ use super::batch;
 use super::error::E;
 use super::sql::{dec, status};
 use super::tx::Db;
-use super::work::{all_specs, candidates_among, ClaimRow};
+use super::work::{all_specs, candidates_among, continuous_ok, ClaimRow};
 use crate::clock::Time;
 use crate::model::*;
 use crate::scheduler;
 
 /// Claims up to `$4` available units of spec `$1`, pairing them in
 /// hand-out order with the slots of `$2` (workers) and `$3` (lease ends).
-/// Rows are updated by `ctid`, as `work::CLAIM` says why.
+/// Rows are updated by `ctid` (`work::CLAIM` says why).
 const CLAIM_SLOTS: &str = concat!(
     "WITH picked AS MATERIALIZED (
          SELECT ctid, row_number() OVER (ORDER BY priority DESC, key) AS ord
@@ -118,14 +118,14 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
             let mut specs = all_specs(&*c, now).await?;
             let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
             for (j, job) in batch.iter().enumerate() {
-                let (idx, continuous, cands) = candidates_among(&specs, &job.opts, job.now);
+                let (idx, cands) = candidates_among(&specs, &job.opts, job.now);
                 let Some(i) = scheduler::choose(&cands, &mut *rng.lock()) else {
                     answers[j] = Some(Ok(Some(Vec::new())));
                     continue;
                 };
                 let spec = &mut specs[idx[i]];
                 let m = &spec.meta;
-                if m.max_running > 0 || m.max_retries > 0 || continuous[i] {
+                if m.max_running > 0 || m.max_retries > 0 || continuous_ok(spec, job.now) {
                     answers[j] = Some(Ok(None));
                     continue;
                 }

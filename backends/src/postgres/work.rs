@@ -118,9 +118,10 @@ async fn hand_out(
 ) -> R<Vec<WorkGrant>> {
     let lease = now.plus_secs(opts.lease_secs).0;
     loop {
-        let (specs, cands) = candidates(tx, opts, now).await?;
+        let specs = all_specs(tx, now).await?;
+        let (idx, cands) = candidates_among(&specs, opts, now);
         let Some(i) = scheduler::choose(&cands, &mut *db.rng.lock()) else { return Ok(Vec::new()) };
-        let (spec, continuous_ok) = &specs[i];
+        let spec = &specs[idx[i]];
         let m = &spec.meta;
         let mut pending = m.pending_count;
         if m.max_running > 0 {
@@ -135,7 +136,7 @@ async fn hand_out(
         let claim = tx.prepare_cached(CLAIM).await?;
         let mut rows: Vec<ClaimRow> =
             tx.query(&claim, &[&spec.id, &n, &worker, &lease]).await?.iter().map(ClaimRow::of).collect();
-        if rows.is_empty() && *continuous_ok {
+        if rows.is_empty() && continuous_ok(spec, now) {
             rows.extend(start_continuous(tx, spec, worker, lease, now).await?);
         }
         rows.sort_by(|a, b| b.priority.total_cmp(&a.priority).then_with(|| a.key.cmp(&b.key)));
@@ -165,16 +166,6 @@ async fn hand_out(
     }
 }
 
-/// The specs `get_work` may choose from, each with whether it may start a
-/// continuous unit, and their scheduler candidates in the same order.
-async fn candidates<G: GenericClient>(tx: &G, opts: &GetWork, now: Time) -> R<(Vec<(SpecRow, bool)>, Vec<Candidate>)> {
-    let specs = all_specs(tx, now).await?;
-    let (idx, continuous, cands) = candidates_among(&specs, opts, now);
-    let mut specs: Vec<Option<SpecRow>> = specs.into_iter().map(Some).collect();
-    let chosen = idx.iter().zip(continuous).map(|(&i, c)| (specs[i].take().expect("each spec once"), c)).collect();
-    Ok((chosen, cands))
-}
-
 /// Every spec with its available and pending counts, after applying due
 /// expiries and delays.
 pub(super) async fn all_specs<G: GenericClient>(tx: &G, now: Time) -> R<Vec<SpecRow>> {
@@ -201,27 +192,25 @@ pub(super) async fn all_specs<G: GenericClient>(tx: &G, now: Time) -> R<Vec<Spec
         .collect())
 }
 
-/// Of `specs`, those a request with `opts` may draw from: their indexes,
-/// whether each may start a continuous unit, and their scheduler
-/// candidates, in the same order.
-pub(super) fn candidates_among(
-    specs: &[SpecRow],
-    opts: &GetWork,
-    now: Time,
-) -> (Vec<usize>, Vec<bool>, Vec<Candidate>) {
+/// Of `specs`, those a request with `opts` may draw from: their indexes
+/// and their scheduler candidates, in the same order.
+pub(super) fn candidates_among(specs: &[SpecRow], opts: &GetWork, now: Time) -> (Vec<usize>, Vec<Candidate>) {
     let mut idx = Vec::new();
-    let mut continuous = Vec::new();
     let mut cands = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         let (avail, pending) = (s.meta.available_count, s.meta.pending_count);
-        if !scheduler::eligible(&s.name, &s.meta, avail, pending, opts, now) {
-            continue;
+        if scheduler::eligible(&s.name, &s.meta, avail, pending, opts, now) {
+            idx.push(i);
+            cands.push(Candidate { priority: s.meta.priority, weight: s.meta.weight, pending });
         }
-        idx.push(i);
-        continuous.push(scheduler::can_start_continuous(&s.meta, avail, pending, now));
-        cands.push(Candidate { priority: s.meta.priority, weight: s.meta.weight, pending });
     }
-    (idx, continuous, cands)
+    (idx, cands)
+}
+
+/// Whether the chosen spec may start a continuous unit, by the counts it
+/// was listed with.
+pub(super) fn continuous_ok(s: &SpecRow, now: Time) -> bool {
+    scheduler::can_start_continuous(&s.meta, s.meta.available_count, s.meta.pending_count, now)
 }
 
 /// Creates a continuous spec's synthetic unit, already claimed by
