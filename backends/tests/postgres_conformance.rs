@@ -265,3 +265,44 @@ async fn concurrent_claims_are_coalesced_without_changing_answers() {
         assert_eq!(st.worker_id.as_deref(), Some(worker.as_str()), "{s}/{key:?}: the worker that received it");
     }
 }
+
+/// Two backends (two daemons) on one new schema.
+async fn two_daemons() -> (PostgresBackend, PostgresBackend) {
+    let cfg = new_schema().await;
+    let connect = |cfg| async move {
+        PostgresBackend::connect_config(cfg, Arc::new(MockClock::new()), 2, DEFAULT_CALL_TIMEOUT, Some(1))
+            .await
+            .expect("backend")
+    };
+    (connect(cfg.clone()).await, connect(cfg).await)
+}
+
+/// A daemon's claims reuse the spec list for a few milliseconds; what
+/// another daemon changes in that time must still be honoured where it
+/// matters: a spec paused there hands out nothing here, and units added
+/// there to a spec this daemon saw empty are handed out here.
+#[tokio::test]
+async fn a_reused_spec_list_honours_another_daemons_pause_and_new_units() {
+    use backends::conformance::fixture::{add_keys, keys_of, spec, work};
+    use backends::model::SpecControl;
+    use backends::Coordinate;
+
+    let (a, b) = two_daemons().await;
+    a.set_work_spec(spec("s", &[])).await.unwrap();
+    add_keys(&a, "s", &["k1", "k2", "k3"]).await;
+    // Each round: A claims (reading or reusing its list), then B changes
+    // something, then A asks again at once, within the list's lifetime.
+    assert_eq!(keys_of(&work(&a, "w", 1).await), ["k1"]);
+    b.control_work_spec("s", SpecControl { paused: Some(true), ..SpecControl::default() }).await.unwrap();
+    assert!(work(&a, "w", 1).await.is_empty(), "a spec paused on another daemon handed out work");
+    b.control_work_spec("s", SpecControl { paused: Some(false), ..SpecControl::default() }).await.unwrap();
+    assert_eq!(keys_of(&work(&a, "w", 2).await), ["k2", "k3"]);
+    // A's list now says s has nothing left; B adds a unit.
+    add_keys(&b, "s", &["k4"]).await;
+    assert_eq!(keys_of(&work(&a, "w", 1).await), ["k4"], "a unit added on another daemon was not handed out");
+    // A limit set on another daemon is kept at once too.
+    add_keys(&a, "s", &["k5", "k6"]).await;
+    assert_eq!(keys_of(&work(&a, "w", 1).await), ["k5"]);
+    b.control_work_spec("s", SpecControl { max_running: Some(1), ..SpecControl::default() }).await.unwrap();
+    assert!(work(&a, "w", 1).await.is_empty(), "max_running set on another daemon was exceeded");
+}

@@ -16,6 +16,11 @@
 //! would have alone, and a spec that runs short leaves the last requests
 //! with fewer units or none, as they would have found it.
 //!
+//! The spec list may be one a recent batch read (`spec_cache`); then a
+//! request it leaves with nothing, no spec to choose or no unit claimed,
+//! is answered `None` too, and the statement checks that the spec is
+//! still unpaused and needs no transaction before it claims.
+//!
 //! A request whose chosen spec needs a transaction is answered `None`, and
 //! the caller takes the transaction path, which decides every case; so is
 //! every request of a statement (or spec read) that failed with a
@@ -30,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch;
 use super::error::E;
+use super::spec_cache::SpecCache;
 use super::sql::{dec, status};
 use super::tx::Db;
 use super::work::{all_specs, candidates_among, continuous_ok, ClaimRow};
@@ -46,6 +52,8 @@ const CLAIM_SLOTS: &str = concat!(
          FROM (SELECT ctid, key, priority FROM work_unit WHERE spec_id = $1 AND status = ",
     status!(AVAILABLE),
     "
+                 AND EXISTS (SELECT 1 FROM work_spec WHERE id = $1 AND NOT paused AND max_running = 0
+                             AND max_retries = 0)
                ORDER BY priority DESC, key LIMIT $4 FOR UPDATE SKIP LOCKED) AS p)
      UPDATE work_unit u SET status = ",
     status!(PENDING),
@@ -75,11 +83,11 @@ pub(super) struct Claimer {
 impl Claimer {
     /// Starts the task on the current runtime; it draws from `rng`, the
     /// backend's scheduler randomness.
-    pub(super) fn start(db: Db, rng: Arc<Mutex<StdRng>>) -> Claimer {
+    pub(super) fn start(db: Db, rng: Arc<Mutex<StdRng>>, cache: Arc<SpecCache>) -> Claimer {
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(batch::run(rx, move |jobs| {
-            let (db, rng) = (db.clone(), rng.clone());
-            async move { apply(&db, &rng, jobs).await }
+            let (db, rng, cache) = (db.clone(), rng.clone(), cache.clone());
+            async move { apply(&db, &rng, &cache, jobs).await }
         }));
         Claimer { jobs }
     }
@@ -102,25 +110,36 @@ impl Claimer {
 /// batch's requests) and which request owns each.
 struct Group<'a> {
     name: String,
+    /// Its index in the batch's spec list.
+    idx: usize,
     workers: Vec<&'a str>,
     leases: Vec<i64>,
     owner: Vec<usize>,
 }
 
-async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
+async fn apply(db: &Db, rng: &Mutex<StdRng>, cache: &SpecCache, batch: Vec<Job>) {
     let mut answers: Vec<Option<Answer>> = (0..batch.len()).map(|_| None).collect();
     let mut grants: Vec<Vec<(f64, WorkGrant)>> = (0..batch.len()).map(|_| Vec::new()).collect();
     // The newest request time reads the spec list; leases stay each
     // request's own.
     let now = batch.iter().map(|j| j.now).max().unwrap_or(Time(0));
+    let cached = cache.get(now);
+    let reused = cached.is_some();
     let outcome = db
         .bounded(async |c| {
-            let mut specs = all_specs(&*c, now).await?;
+            let (mut specs, generation) = match cached {
+                Some(reused) => reused,
+                None => {
+                    let generation = cache.generation();
+                    (all_specs(&*c, now).await?, generation)
+                }
+            };
             let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
             for (j, job) in batch.iter().enumerate() {
                 let (idx, cands) = candidates_among(&specs, &job.opts, job.now);
                 let Some(i) = scheduler::choose(&cands, &mut *rng.lock()) else {
-                    answers[j] = Some(Ok(Some(Vec::new())));
+                    // Nothing to do, unless a reused list missed new work.
+                    answers[j] = Some(Ok(if reused { None } else { Some(Vec::new()) }));
                     continue;
                 };
                 let spec = &mut specs[idx[i]];
@@ -132,6 +151,7 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
                 let n = scheduler::batch_size(m, job.opts.max_jobs, m.pending_count).max(0) as u64;
                 let g = groups.entry(spec.id).or_insert_with(|| Group {
                     name: spec.name.clone(),
+                    idx: idx[i],
                     workers: Vec::new(),
                     leases: Vec::new(),
                     owner: Vec::new(),
@@ -154,14 +174,20 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
                 async move { c.query(stmt, &[id, &g.workers, &g.leases, &limit]).await }
             });
             let results = futures_util::future::join_all(claims).await;
-            Ok(groups.into_values().zip(results).collect::<Vec<_>>())
+            Ok((groups.into_values().zip(results).collect::<Vec<_>>(), specs, generation))
         })
         .await;
     match outcome {
-        Ok(claimed) => {
+        Ok((claimed, mut specs, generation)) => {
             for (g, rows) in claimed {
                 match rows {
                     Ok(rows) => {
+                        if rows.len() < g.workers.len() {
+                            // The spec ran short: the next batches know.
+                            let m = &mut specs[g.idx].meta;
+                            m.pending_count = m.pending_count.saturating_sub((g.workers.len() - rows.len()) as u64);
+                            m.available_count = 0;
+                        }
                         for r in &rows {
                             let ord: i64 = r.get(0);
                             let row = ClaimRow::of_at(r, 1);
@@ -178,6 +204,8 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
                     }
                 }
             }
+            // This batch's claims counted, for the batches that reuse it.
+            cache.put(generation, now, specs, !reused);
         }
         Err(e) => {
             let answer = fallback(e);
@@ -188,6 +216,10 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, batch: Vec<Job>) {
     }
     for ((job, answer), mut got) in batch.into_iter().zip(answers).zip(grants) {
         let answer = answer.unwrap_or_else(|| {
+            if got.is_empty() && reused {
+                // Perhaps only the reused list thought this spec had work.
+                return Ok(None);
+            }
             got.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.key.cmp(&b.1.key)));
             Ok(Some(got.into_iter().map(|(_, g)| g).collect()))
         });

@@ -14,11 +14,13 @@
 //! other error is every request's answer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch;
 use super::error::E;
+use super::spec_cache::SpecCache;
 use super::sql::status;
 use super::tx::Db;
 use crate::model::Result;
@@ -56,11 +58,11 @@ pub(super) struct Finisher {
 
 impl Finisher {
     /// Starts the task on the current runtime.
-    pub(super) fn start(db: Db) -> Finisher {
+    pub(super) fn start(db: Db, cache: Arc<SpecCache>) -> Finisher {
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(batch::run(rx, move |jobs| {
-            let db = db.clone();
-            async move { apply(&db, jobs).await }
+            let (db, cache) = (db.clone(), cache.clone());
+            async move { apply(&db, &cache, jobs).await }
         }));
         Finisher { jobs }
     }
@@ -85,7 +87,7 @@ impl Finisher {
     }
 }
 
-async fn apply(db: &Db, batch: Vec<Job>) {
+async fn apply(db: &Db, cache: &SpecCache, batch: Vec<Job>) {
     let names: Vec<&str> = batch.iter().map(|j| j.name.as_str()).collect();
     let keys: Vec<&[u8]> = batch.iter().map(|j| &j.key[..]).collect();
     let codes: Vec<i16> = batch.iter().map(|j| j.status).collect();
@@ -100,6 +102,17 @@ async fn apply(db: &Db, batch: Vec<Job>) {
         .await;
     match ended {
         Ok(mut ended) => {
+            // The claims' spec list counts these units as pending no more.
+            let mut by_spec: Vec<(&str, u64)> = Vec::new();
+            for (name, _) in &ended {
+                match by_spec.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, k)) => *k += 1,
+                    None => by_spec.push((name, 1)),
+                }
+            }
+            for (name, k) in by_spec {
+                cache.ended(name, k);
+            }
             for job in batch {
                 // Only the first request for a unit is its finish.
                 let hit = ended.remove(&(job.name, job.key));

@@ -29,6 +29,7 @@ mod expiry;
 mod finish;
 mod locks;
 pub mod schema;
+mod spec_cache;
 mod specs;
 mod sql;
 mod tx;
@@ -65,6 +66,9 @@ pub struct PostgresBackend {
     claimer: claim::Claimer,
     /// Coalesces the common finishes (`finish`).
     finisher: finish::Finisher,
+    /// The claims' spec list, dropped by every other change to specs or
+    /// unit counts made here (`spec_cache`).
+    spec_cache: Arc<spec_cache::SpecCache>,
 }
 
 /// The default bound on one call (`--pg-timeout`).
@@ -119,9 +123,19 @@ impl PostgresBackend {
         };
         let db = tx::Db { pool, call_timeout };
         let rng = Arc::new(Mutex::new(rng));
-        let claimer = claim::Claimer::start(db.clone(), rng.clone());
-        let finisher = finish::Finisher::start(db.clone());
-        Ok(PostgresBackend { db, clock, rng, claimer, finisher })
+        let spec_cache = Arc::new(spec_cache::SpecCache::default());
+        let claimer = claim::Claimer::start(db.clone(), rng.clone(), spec_cache.clone());
+        let finisher = finish::Finisher::start(db.clone(), spec_cache.clone());
+        Ok(PostgresBackend { db, clock, rng, claimer, finisher, spec_cache })
+    }
+
+    /// Runs a change to specs or unit counts that the coalesced paths do
+    /// not count themselves, and drops the claims' spec list after it
+    /// (whatever its outcome: a failed call may have changed things too).
+    async fn changing<T>(&self, change: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let out = change.await;
+        self.spec_cache.drop_list();
+        out
     }
 }
 
@@ -131,15 +145,15 @@ impl Coordinate for PostgresBackend {
     }
 
     async fn set_work_spec(&self, data: SpecData) -> Result<()> {
-        specs::set(self, data).await
+        self.changing(specs::set(self, data)).await
     }
 
     async fn del_work_spec(&self, name: &str) -> Result<()> {
-        specs::delete(self, name).await
+        self.changing(specs::delete(self, name)).await
     }
 
     async fn clear(&self) -> Result<usize> {
-        specs::clear(self).await
+        self.changing(specs::clear(self)).await
     }
 
     async fn get_work_spec(&self, name: &str) -> Result<SpecData> {
@@ -151,11 +165,11 @@ impl Coordinate for PostgresBackend {
     }
 
     async fn control_work_spec(&self, name: &str, control: SpecControl) -> Result<()> {
-        specs::control(self, name, control).await
+        self.changing(specs::control(self, name, control)).await
     }
 
     async fn add_work_units(&self, name: &str, units: Vec<NewUnit>) -> Result<()> {
-        units::add(self, name, units).await
+        self.changing(units::add(self, name, units)).await
     }
 
     async fn get_work_units(&self, name: &str, q: UnitQuery) -> Result<Vec<(UnitKey, Value)>> {
@@ -175,11 +189,11 @@ impl Coordinate for PostgresBackend {
     }
 
     async fn del_work_units(&self, name: &str, q: DelQuery) -> Result<u64> {
-        units::delete(self, name, q).await
+        self.changing(units::delete(self, name, q)).await
     }
 
     async fn retry_work_units(&self, name: &str, keys: Option<Vec<Key>>) -> Result<u64> {
-        units::retry(self, name, keys).await
+        self.changing(units::retry(self, name, keys)).await
     }
 
     async fn archive(&self, policy: ArchivePolicy) -> Result<u64> {

@@ -24,6 +24,7 @@ macro_rules! spec_cols {
 pub(super) use spec_cols;
 
 /// A spec row: its id, name and metadata.
+#[derive(Clone)]
 pub(super) struct SpecRow {
     pub id: i64,
     pub name: String,

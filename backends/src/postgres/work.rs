@@ -103,7 +103,7 @@ pub(super) async fn get_work(db: &PostgresBackend, worker: &str, opts: GetWork) 
     if let Some(grants) = db.claimer.get_work(worker, opts, now).await? {
         return Ok(grants);
     }
-    db.in_tx(|tx, _| Box::pin(hand_out(db, tx, worker, opts, now))).await
+    db.changing(db.in_tx(|tx, _| Box::pin(hand_out(db, tx, worker, opts, now)))).await
 }
 
 /// Hands out work in a transaction: every case, including specs that need
@@ -258,7 +258,7 @@ pub(super) async fn update(db: &PostgresBackend, name: &str, key: &[u8], upd: Un
         }
     }
     let upd = &upd;
-    db.in_tx(|tx, _| Box::pin(update_tx(tx, name, key, upd, now))).await
+    db.changing(db.in_tx(|tx, _| Box::pin(update_tx(tx, name, key, upd, now)))).await
 }
 
 /// `update_work_unit` in a transaction: every case.
