@@ -109,8 +109,7 @@ impl Claimer {
 /// One spec's claim in a batch: its slots (worker names borrowed from the
 /// batch's requests) and which request owns each.
 struct Group<'a> {
-    name: String,
-    /// Its index in the batch's spec list.
+    /// The spec's index in the batch's spec list.
     idx: usize,
     workers: Vec<&'a str>,
     leases: Vec<i64>,
@@ -150,7 +149,6 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, cache: &SpecCache, batch: Vec<Job>)
                 }
                 let n = scheduler::batch_size(m, job.opts.max_jobs, m.pending_count).max(0) as u64;
                 let g = groups.entry(spec.id).or_insert_with(|| Group {
-                    name: spec.name.clone(),
                     idx: idx[i],
                     workers: Vec::new(),
                     leases: Vec::new(),
@@ -192,7 +190,8 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, cache: &SpecCache, batch: Vec<Job>)
                             let ord: i64 = r.get(0);
                             let row = ClaimRow::of_at(r, 1);
                             let owner = g.owner[ord as usize - 1];
-                            let grant = WorkGrant { spec: g.name.clone(), key: row.key, data: dec(&row.data) };
+                            let grant =
+                                WorkGrant { spec: specs[g.idx].name.clone(), key: row.key, data: dec(&row.data) };
                             grants[owner].push((row.priority, grant));
                         }
                     }

@@ -103,16 +103,7 @@ async fn apply(db: &Db, cache: &SpecCache, batch: Vec<Job>) {
     match ended {
         Ok(mut ended) => {
             // The claims' spec list counts these units as pending no more.
-            let mut by_spec: Vec<(&str, u64)> = Vec::new();
-            for (name, _) in &ended {
-                match by_spec.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, k)) => *k += 1,
-                    None => by_spec.push((name, 1)),
-                }
-            }
-            for (name, k) in by_spec {
-                cache.ended(name, k);
-            }
+            cache.ended(ended.iter().map(|(name, _)| name.as_str()));
             for job in batch {
                 // Only the first request for a unit is its finish.
                 let hit = ended.remove(&(job.name, job.key));

@@ -90,11 +90,14 @@ impl SpecCache {
         }
     }
 
-    /// Counts units of spec `name` that a coalesced finish ended.
-    pub(super) fn ended(&self, name: &str, n: u64) {
+    /// Counts the units a coalesced finish ended, one spec name each.
+    pub(super) fn ended<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner.lock();
-        if let Some(s) = inner.list.as_mut().and_then(|c| c.specs.iter_mut().find(|s| s.name == name)) {
-            s.meta.pending_count = s.meta.pending_count.saturating_sub(n);
+        let Some(c) = inner.list.as_mut() else { return };
+        for name in names {
+            if let Some(s) = c.specs.iter_mut().find(|s| s.name == name) {
+                s.meta.pending_count = s.meta.pending_count.saturating_sub(1);
+            }
         }
     }
 
