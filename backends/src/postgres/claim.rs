@@ -27,7 +27,7 @@
 //! retryable error. Any other error is the answer.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch;
 use super::error::E;
 use super::spec_cache::SpecCache;
-use super::sql::{dec, status};
+use super::sql::{dec, status, LiteralLimits};
 use super::tx::Db;
 use super::work::{all_specs, candidates_among, continuous_ok, ClaimRow};
 use crate::clock::Time;
@@ -64,30 +64,8 @@ const CLAIM_SLOTS: &str = concat!(
      RETURNING picked.ord, u.key, u.data, u.priority, u.attempts, u.key_text"
 );
 
-/// Claims of at most this many units run [`CLAIM_SLOTS`] with the limit
-/// written in ([`claim_sql`]).
-const LITERAL_LIMITS: usize = 64;
-
-/// The claim statement for `n` slots, and whether it takes the limit as
-/// `$4`.
-///
-/// Given `LIMIT $4`, PostgreSQL's generic plan assumes a tenth of the
-/// spec's units and costs far more than a plan for the actual limit, so
-/// the server planned the statement afresh on every call: 0.16 ms, more
-/// than running it (`pg_stat_statements` with `track_planning`, W=8
-/// drain). With the limit written in it keeps one plan after five calls.
-/// Larger claims keep the parameter: their planning is shared by many
-/// units, and one text per size would fill the statement caches.
-fn claim_sql(n: usize) -> (&'static str, bool) {
-    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
-    let texts = TEXTS.get_or_init(|| {
-        (1..=LITERAL_LIMITS).map(|k| CLAIM_SLOTS.replacen("LIMIT $4", &format!("LIMIT {k}"), 1)).collect()
-    });
-    match n.checked_sub(1).and_then(|i| texts.get(i)) {
-        Some(text) => (text, false),
-        None => (CLAIM_SLOTS, true),
-    }
-}
+/// [`CLAIM_SLOTS`] with small limits written in.
+static CLAIM_SLOTS_FOR: LiteralLimits = LiteralLimits::new(CLAIM_SLOTS, "$4");
 
 /// The answer of one request: `None` sends it down the transaction path.
 type Answer = Result<Option<Vec<WorkGrant>>>;
@@ -192,7 +170,7 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, cache: &SpecCache, batch: Vec<Job>)
             let claims = groups.iter().map(|(id, g)| {
                 let c = &*c;
                 async move {
-                    let (sql, limit_param) = claim_sql(g.workers.len());
+                    let (sql, limit_param) = CLAIM_SLOTS_FOR.text(g.workers.len());
                     let stmt = c.prepare_cached(sql).await?;
                     if limit_param {
                         c.query(&stmt, &[id, &g.workers, &g.leases, &(g.workers.len() as i64)]).await
@@ -271,13 +249,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_claims_have_their_limit_written_in() {
-        let (sql, param) = claim_sql(3);
-        assert!(!param && sql.contains("LIMIT 3 FOR UPDATE") && !sql.contains("$4"));
-        let (sql, param) = claim_sql(LITERAL_LIMITS);
-        assert!(!param && sql.contains(&format!("LIMIT {LITERAL_LIMITS} FOR UPDATE")));
-        assert_eq!(claim_sql(LITERAL_LIMITS + 1), (CLAIM_SLOTS, true));
-        assert_eq!(claim_sql(0), (CLAIM_SLOTS, true));
+    fn the_claim_statement_ends_in_its_limit_parameter() {
+        assert!(!CLAIM_SLOTS_FOR.text(3).0.contains("$4"));
         assert!(CLAIM_SLOTS.contains("LIMIT $4 FOR UPDATE"));
     }
 }
