@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch;
 use super::error::E;
 use super::spec_cache::SpecCache;
-use super::sql::{dec, status, LiteralLimits};
+use super::sql::{dec, status};
 use super::tx::Db;
 use super::work::{all_specs, candidates_among, continuous_ok, ClaimRow};
 use crate::clock::Time;
@@ -63,9 +63,6 @@ const CLAIM_SLOTS: &str = concat!(
      WHERE u.ctid = picked.ctid
      RETURNING picked.ord, u.key, u.data, u.priority, u.attempts, u.key_text"
 );
-
-/// [`CLAIM_SLOTS`] with small limits written in.
-static CLAIM_SLOTS_FOR: LiteralLimits = LiteralLimits::new(CLAIM_SLOTS, "$4");
 
 /// The answer of one request: `None` sends it down the transaction path.
 type Answer = Result<Option<Vec<WorkGrant>>>;
@@ -167,17 +164,12 @@ async fn apply(db: &Db, rng: &Mutex<StdRng>, cache: &SpecCache, batch: Vec<Job>)
                 spec.meta.available_count = spec.meta.available_count.saturating_sub(n);
                 spec.meta.pending_count += n;
             }
+            let stmt = c.prepare_cached(CLAIM_SLOTS).await?;
             let claims = groups.iter().map(|(id, g)| {
+                let limit = g.workers.len() as i64;
                 let c = &*c;
-                async move {
-                    let (sql, limit_param) = CLAIM_SLOTS_FOR.text(g.workers.len());
-                    let stmt = c.prepare_cached(sql).await?;
-                    if limit_param {
-                        c.query(&stmt, &[id, &g.workers, &g.leases, &(g.workers.len() as i64)]).await
-                    } else {
-                        c.query(&stmt, &[id, &g.workers, &g.leases]).await
-                    }
-                }
+                let stmt = &stmt;
+                async move { c.query(stmt, &[id, &g.workers, &g.leases, &limit]).await }
             });
             let results = futures_util::future::join_all(claims).await;
             Ok((groups.into_values().zip(results).collect::<Vec<_>>(), specs, generation))
@@ -241,16 +233,5 @@ fn fallback(e: E) -> Answer {
         Ok(None)
     } else {
         Err(e.into_error())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_claim_statement_ends_in_its_limit_parameter() {
-        assert!(!CLAIM_SLOTS_FOR.text(3).0.contains("$4"));
-        assert!(CLAIM_SLOTS.contains("LIMIT $4 FOR UPDATE"));
     }
 }

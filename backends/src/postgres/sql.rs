@@ -52,47 +52,6 @@ macro_rules! release_set {
 }
 pub(super) use release_set;
 
-/// A statement whose last parameter is a row limit (`LIMIT $n`), with
-/// the limit written in for small values.
-///
-/// Given a parameter, PostgreSQL's generic plan assumes the limit keeps a
-/// tenth of the rows; for a claim of a few units that plan costs far more
-/// than one made for the actual limit, so the server planned the statement
-/// afresh on every call: 0.16 ms, more than running it
-/// (`pg_stat_statements` with `track_planning`, during a W=8 drain). With
-/// the limit written in it keeps one plan after five calls. Limits over
-/// [`LiteralLimits::UP_TO`] keep the parameter: their planning is shared by
-/// many units, and a text per size would fill the statement caches.
-pub(super) struct LiteralLimits {
-    template: &'static str,
-    /// The limit's parameter, e.g. `"$4"`.
-    param: &'static str,
-    texts: std::sync::OnceLock<Vec<String>>,
-}
-
-impl LiteralLimits {
-    pub(super) const UP_TO: usize = 64;
-
-    /// `LIMIT {param}` must occur once in `template`, and `param` be its
-    /// last parameter.
-    pub(super) const fn new(template: &'static str, param: &'static str) -> LiteralLimits {
-        LiteralLimits { template, param, texts: std::sync::OnceLock::new() }
-    }
-
-    /// The text for a limit of `n`, and whether it still takes the limit as
-    /// its last parameter.
-    pub(super) fn text(&self, n: usize) -> (&str, bool) {
-        let texts = self.texts.get_or_init(|| {
-            let placeholder = format!("LIMIT {}", self.param);
-            (1..=Self::UP_TO).map(|k| self.template.replacen(&placeholder, &format!("LIMIT {k}"), 1)).collect()
-        });
-        match n.checked_sub(1).and_then(|i| texts.get(i)) {
-            Some(text) => (text, false),
-            None => (self.template, true),
-        }
-    }
-}
-
 /// Unit and spec data as stored: our CBOR encoding, so bytes vs text,
 /// tuples, UUIDs and ints vs floats round-trip exactly.
 pub(super) fn enc(v: &Value) -> Vec<u8> {
@@ -139,15 +98,6 @@ mod tests {
         for (literal, code) in pairs {
             assert_eq!(literal.parse::<i16>(), Ok(code), "status literal {literal}");
         }
-    }
-
-    #[test]
-    fn small_limits_are_written_in() {
-        let l = LiteralLimits::new("SELECT $1 FROM t LIMIT $2 FOR UPDATE", "$2");
-        assert_eq!(l.text(3), ("SELECT $1 FROM t LIMIT 3 FOR UPDATE", false));
-        assert_eq!(l.text(LiteralLimits::UP_TO), ("SELECT $1 FROM t LIMIT 64 FOR UPDATE", false));
-        assert_eq!(l.text(LiteralLimits::UP_TO + 1), ("SELECT $1 FROM t LIMIT $2 FOR UPDATE", true));
-        assert_eq!(l.text(0), ("SELECT $1 FROM t LIMIT $2 FOR UPDATE", true));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::error::R;
 use super::expiry::{apply_due, expire_unit, refresh, PROBE, RELEASE_UNIT};
 use super::schema::PENDING;
 use super::specs::{spec_by_name, spec_cols, spec_row, SpecRow};
-use super::sql::{code_of, dec, enc, status, status_of, LiteralLimits};
+use super::sql::{code_of, dec, enc, status, status_of};
 use super::units::{counts, upsert_units};
 use super::PostgresBackend;
 use crate::clock::Time;
@@ -51,8 +51,8 @@ const LIST_SPECS: &str = concat!(
          FROM unit_count GROUP BY spec_id) c ON c.spec_id = s.id"
 );
 
-/// Claims up to `$4` available units of spec `$1` for worker `$2` with a
-/// lease until `$3` (see the module doc). The rows locked are updated by
+/// Claims up to `$2` available units of spec `$1` for worker `$3` with a
+/// lease until `$4` (see the module doc). The rows locked are updated by
 /// `ctid` (they cannot move while locked): a lookup that needs no index,
 /// and no plan that walks the spec's keys to join them (the planner chose
 /// such a merge join once an index it preferred was gone).
@@ -61,17 +61,14 @@ const CLAIM: &str = concat!(
          SELECT ctid FROM work_unit WHERE spec_id = $1 AND status = ",
     status!(AVAILABLE),
     "
-         ORDER BY priority DESC, key LIMIT $4 FOR UPDATE SKIP LOCKED)
+         ORDER BY priority DESC, key LIMIT $2 FOR UPDATE SKIP LOCKED)
      UPDATE work_unit u SET status = ",
     status!(PENDING),
-    ", worker = $2, attempt_data = NULL, lease_expires = $3,
+    ", worker = $3, attempt_data = NULL, lease_expires = $4,
             ended = NULL, attempts = u.attempts + 1
      WHERE u.ctid = ANY (ARRAY (SELECT ctid FROM picked))
      RETURNING u.key, u.data, u.priority, u.attempts, u.key_text"
 );
-
-/// [`CLAIM`] with small limits written in.
-static CLAIM_FOR: LiteralLimits = LiteralLimits::new(CLAIM, "$4");
 
 /// A unit claimed by `get_work`: `RETURNING key, data, priority, attempts,
 /// key_text`.
@@ -136,14 +133,9 @@ async fn hand_out(
         if n <= 0 {
             return Ok(Vec::new());
         }
-        let (sql, limit_param) = CLAIM_FOR.text(n as usize);
-        let claim = tx.prepare_cached(sql).await?;
-        let rows = if limit_param {
-            tx.query(&claim, &[&spec.id, &worker, &lease, &n]).await?
-        } else {
-            tx.query(&claim, &[&spec.id, &worker, &lease]).await?
-        };
-        let mut rows: Vec<ClaimRow> = rows.iter().map(ClaimRow::of).collect();
+        let claim = tx.prepare_cached(CLAIM).await?;
+        let mut rows: Vec<ClaimRow> =
+            tx.query(&claim, &[&spec.id, &n, &worker, &lease]).await?.iter().map(ClaimRow::of).collect();
         if rows.is_empty() && continuous_ok(spec, now) {
             rows.extend(start_continuous(tx, spec, worker, lease, now).await?);
         }
