@@ -103,6 +103,11 @@ struct Common {
     /// exist, and is deleted at the end.
     #[arg(long)]
     spec: Option<String>,
+    /// Before the scenario, add N units to another spec that its workers
+    /// never ask for (deleted at the end): a store that holds other work,
+    /// as a deployment's does, not an empty one.
+    #[arg(long, default_value_t = 0)]
+    backdrop: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +190,7 @@ fn cfg(cli: &Cli, c: &Common, workers: usize, units: u64, max_jobs: usize, durat
         calls: 2000,
         connections: 800,
         daemon_pid: cli.daemon_pid,
+        backdrop: c.backdrop,
     }
 }
 

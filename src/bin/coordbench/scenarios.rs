@@ -36,6 +36,8 @@ pub struct Cfg {
     pub calls: u64,
     pub connections: usize,
     pub daemon_pid: Option<u32>,
+    /// Units of another spec, present for the whole scenario.
+    pub backdrop: u64,
 }
 
 /// Lease asked for by the workers: far longer than any run.
@@ -224,10 +226,21 @@ where
 {
     let mut c = Client::connect(&cfg.addr).await?;
     create_spec(&mut c, spec).await?;
+    let backdrop = format!("{spec}-backdrop");
+    let r = async {
+        if cfg.backdrop > 0 {
+            create_spec(&mut c, &backdrop).await?;
+            preload(cfg, &backdrop, cfg.backdrop, 2).await?;
+        }
+        body.await
+    }
+    .await;
     drop(c);
-    let r = body.await;
     let mem = daemon_mem(cfg.daemon_pid);
     delete_spec(&cfg.addr, spec).await;
+    if cfg.backdrop > 0 {
+        delete_spec(&cfg.addr, &backdrop).await;
+    }
     let mut r = r?;
     r.mem = mem;
     Ok(r)
