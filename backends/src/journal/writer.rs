@@ -1,7 +1,7 @@
 //! The journal writer: callers append frames to a shared buffer in the
 //! order of their changes, then wait in a queue ordered by position; one
-//! thread writes the buffer out and syncs it, and wakes the waiters it
-//! covered (only those).
+//! thread writes the buffer out and syncs it, and one task in the runtime,
+//! woken once per batch, answers the waiters it covered (only those).
 //!
 //! Group commit falls out of the shape: while a sync runs, new frames pile
 //! up, and the writer's next turn takes them all. (A second sync in flight
@@ -112,6 +112,10 @@ struct Pending {
     /// Why writes are failing, if they are: waiters fail at once and the
     /// backend refuses changes. Set for good when the writer stops.
     failing: Option<Arc<str>>,
+    /// Whether [`answer_forever`] runs (it starts with the first waiter).
+    answering: bool,
+    /// The writer has stopped: the answering task ends.
+    stopped: bool,
     /// (offset in `buf`, new segment number): start a new segment there.
     rotations: Vec<(usize, u64)>,
     next_segment: u64,
@@ -121,6 +125,9 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Tells the runtime's answering task ([`answer_forever`]) that
+    /// requests are durable.
+    answer: tokio::sync::Notify,
     /// Bytes written to segments since the newest snapshot's segment began.
     since_rotation: AtomicU64,
     stats: Stats,
@@ -155,6 +162,7 @@ impl Journal {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending { next_segment: segment + 1, ..Pending::default() }),
             wake: Condvar::new(),
+            answer: tokio::sync::Notify::new(),
             since_rotation: AtomicU64::new(offset),
             stats: Stats::default(),
         });
@@ -170,7 +178,6 @@ impl Journal {
             unsynced_at: offset,
             synced: offset,
             last_sync: Instant::now(),
-            ready: Vec::new(),
         };
         let writer = std::thread::Builder::new().name("journal-writer".into()).spawn(move || {
             // Timed waits of [`GATHER`] must not be stretched by the
@@ -216,6 +223,10 @@ impl Journal {
             let (tx, rx) = oneshot::channel();
             let pos = p.appended;
             p.queue.push_back((pos, tx));
+            if !p.answering {
+                p.answering = true;
+                tokio::spawn(answer_forever(self.shared.clone()));
+            }
             if p.writer == Waiting::Gathering && p.waiters >= p.taken_waiters {
                 self.shared.wake.notify_one();
             }
@@ -287,6 +298,31 @@ impl Drop for Journal {
     }
 }
 
+/// Answers the requests the writer has made durable, in the runtime
+/// (started by the first request that waits).
+async fn answer_forever(shared: Arc<Shared>) {
+    /// Should the runtime drop this task, the next waiter starts another.
+    struct Restart(Arc<Shared>);
+    impl Drop for Restart {
+        fn drop(&mut self) {
+            self.0.pending.lock().answering = false;
+        }
+    }
+    let shared = Restart(shared);
+    let shared = &shared.0;
+    let mut ready = Vec::new();
+    loop {
+        shared.answer.notified().await;
+        let running = shared.take_durable(&mut ready);
+        for (_, tx) in ready.drain(..) {
+            let _ = tx.send(Ok(()));
+        }
+        if !running {
+            return;
+        }
+    }
+}
+
 fn closed() -> Arc<str> {
     "the journal is closed".into()
 }
@@ -304,18 +340,36 @@ impl Shared {
         Ok(())
     }
 
-    /// Records that the journal is durable up to `pos` and wakes the
-    /// requests that covers.
-    fn advance(&self, pos: u64, ready: &mut Vec<(u64, Reply)>) {
-        {
+    /// Records that the journal is durable up to `pos` and has the
+    /// requests that covers answered.
+    ///
+    /// One wake-up of the runtime's answering task, which wakes them all
+    /// from inside the runtime. Waking each request from this thread made
+    /// the runtime's I/O driver write its eventfd once per request.
+    fn advance(&self, pos: u64) {
+        let covered = {
             let mut p = self.pending.lock();
             p.durable = pos;
-            let n = p.queue.partition_point(|(at, _)| *at <= p.durable);
-            ready.extend(p.queue.drain(..n));
+            p.queue.front().is_some_and(|(at, _)| *at <= pos)
+        };
+        if covered {
+            self.answer.notify_one();
         }
-        for (_, tx) in ready.drain(..) {
-            let _ = tx.send(Ok(()));
-        }
+    }
+
+    /// The requests durable now, taken from the queue into `ready`; false
+    /// once the writer has stopped.
+    fn take_durable(&self, ready: &mut Vec<(u64, Reply)>) -> bool {
+        let mut p = self.pending.lock();
+        let n = p.queue.partition_point(|(at, _)| *at <= p.durable);
+        ready.extend(p.queue.drain(..n));
+        !p.stopped
+    }
+
+    /// Ends the answering task, after every request has been answered.
+    fn stop_answering(&self) {
+        self.pending.lock().stopped = true;
+        self.answer.notify_one();
     }
 
     /// Refuses changes with `why` and fails every waiting request.
@@ -357,8 +411,6 @@ struct Writer {
     /// How far the segment is known synced (what the next mark says).
     synced: u64,
     last_sync: Instant,
-    /// Waiters being woken (kept to reuse its allocation).
-    ready: Vec<(u64, Reply)>,
 }
 
 impl Writer {
@@ -367,6 +419,7 @@ impl Writer {
         // Whatever still waits was not written (at shutdown after a
         // failure), and nothing will be from now on.
         self.shared.fail(closed());
+        self.shared.stop_answering();
     }
 
     fn serve(&mut self) {
@@ -441,7 +494,7 @@ impl Writer {
             self.unsynced.clear();
             self.unsynced_at = self.offset;
         }
-        self.shared.advance(batch.end, &mut self.ready);
+        self.shared.advance(batch.end);
         if shutdown {
             let _ = self.trim();
         }
