@@ -217,6 +217,9 @@ async fn run(cli: &Cli) -> (Vec<Report>, Vec<String>) {
         Cmd::Drain { common, peer: None } => {
             push("drain", scenarios::drain(&cfg(cli, common, 8, 100_000, 1, 0.0)).await, cli.json)
         }
+        Cmd::Drain { common, peer: Some(_) } if common.backdrop > 0 => {
+            push("drain", Err("--backdrop needs our daemon; a --peer server has no specs".into()), cli.json)
+        }
         Cmd::Drain { common, peer: Some(p) } => {
             push("drain", peers::drain(&cfg(cli, common, 8, 100_000, 1, 0.0), p).await, cli.json)
         }
@@ -225,6 +228,9 @@ async fn run(cli: &Cli) -> (Vec<Report>, Vec<String>) {
             push("status", scenarios::status(&cfg).await, cli.json)
         }
         Cmd::Mixed(c) => push("mixed", scenarios::mixed(&cfg(cli, c, 8, 10_000, 1, 10.0)).await, cli.json),
+        Cmd::Idle { common, .. } if common.backdrop > 0 => {
+            push("idle", Err("--backdrop is for scenarios that work in a spec, not idle".into()), cli.json)
+        }
         Cmd::Idle { common, connections } => {
             let cfg = Cfg { connections: *connections, ..cfg(cli, common, 1, 0, 1, 10.0) };
             push("idle", scenarios::idle(&cfg).await, cli.json)

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod bench;
 mod concurrency;
 mod dashboard;
 mod durable;

@@ -227,9 +227,12 @@ where
     let mut c = Client::connect(&cfg.addr).await?;
     create_spec(&mut c, spec).await?;
     let backdrop = format!("{spec}-backdrop");
+    // Only a backdrop this run created is deleted.
+    let mut made_backdrop = false;
     let r = async {
         if cfg.backdrop > 0 {
             create_spec(&mut c, &backdrop).await?;
+            made_backdrop = true;
             preload(cfg, &backdrop, cfg.backdrop, 2).await?;
         }
         body.await
@@ -238,7 +241,7 @@ where
     drop(c);
     let mem = daemon_mem(cfg.daemon_pid);
     delete_spec(&cfg.addr, spec).await;
-    if cfg.backdrop > 0 {
+    if made_backdrop {
         delete_spec(&cfg.addr, &backdrop).await;
     }
     let mut r = r?;
