@@ -207,7 +207,7 @@ impl Journal {
     /// does after its changes); counts the caller for group commit. Fails
     /// at once while writes are failing.
     pub async fn wait_appended(&self) -> Result<(), Arc<str>> {
-        let rx = {
+        let (rx, start_answering) = {
             let mut p = self.shared.pending.lock();
             if let Some(e) = &p.failing {
                 return Err(e.clone());
@@ -223,15 +223,16 @@ impl Journal {
             let (tx, rx) = oneshot::channel();
             let pos = p.appended;
             p.queue.push_back((pos, tx));
-            if !p.answering {
-                p.answering = true;
-                tokio::spawn(answer_forever(self.shared.clone()));
-            }
+            let start_answering = !std::mem::replace(&mut p.answering, true);
             if p.writer == Waiting::Gathering && p.waiters >= p.taken_waiters {
                 self.shared.wake.notify_one();
             }
-            rx
+            (rx, start_answering)
         };
+        if start_answering {
+            // Outside the lock: spawning may wake a runtime thread.
+            tokio::spawn(answer_forever(self.shared.clone()));
+        }
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
