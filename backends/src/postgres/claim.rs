@@ -50,11 +50,13 @@ use crate::scheduler;
 /// With the limit a parameter the server plans this afresh on every call
 /// (its generic plan, costed for a tenth of the spec, always loses), which
 /// is deliberate. A limit written in lets it keep a generic plan, saving
-/// the planning (up to 0.16 ms with many dead index entries), but a generic
-/// plan made while the statistics were stale was a bitmap scan and sort of
-/// the spec's whole backlog on every claim: 12 ms each, drains 3.4x slower
-/// (`coordbench drain --backdrop 100000`). A custom plan uses the spec's
-/// own estimate and recovers as soon as the estimates do.
+/// the planning (up to 0.16 ms with many dead index entries), but in the
+/// build that tried it (`35b3ca3`, reverted) a generic plan made while the
+/// statistics were stale was a bitmap scan and sort of the spec's whole
+/// backlog on every claim: 12 ms each (`auto_explain`), and ad hoc W=8
+/// drains of `coordbench drain --backdrop 100000` ran at 1,201-1,326
+/// units/s against 4,174-4,981 with this statement. A custom plan uses the
+/// spec's own estimate and recovers as soon as the estimates do.
 const CLAIM_SLOTS: &str = concat!(
     "WITH picked AS MATERIALIZED (
          SELECT ctid, row_number() OVER (ORDER BY priority DESC, key) AS ord
