@@ -1,7 +1,7 @@
 //! Coalesced claims: the common `get_work` (a spec that needs no
 //! transaction: no `max_running`, no `max_retries`, no continuous unit to
 //! start) is not run on its own. Requests are queued to one task, which
-//! takes every request that arrived while earlier batches ran, reads the
+//! takes every request that arrived while the previous batch ran, reads the
 //! spec list and the due probe once for all of them, lets the scheduler
 //! choose a spec for each in arrival order (each choice counting the units
 //! the earlier ones took, as if they had run one after another), and

@@ -1,7 +1,7 @@
 //! Coalesced finishes: the common `update_work_unit`, a worker finishing
 //! or failing the unit it holds with nothing to chain, is not run on its
 //! own. Requests are queued to one task, which sends every request that
-//! arrived while earlier batches ran as one `UPDATE … FROM unnest(…)`:
+//! arrived while the previous batch ran as one `UPDATE … FROM unnest(…)`:
 //! N finishes cost one statement, one run of the count trigger and one
 //! commit (one WAL flush) instead of N. Each reply still waits for the
 //! commit of its batch, so nothing is acknowledged before it is durable.
