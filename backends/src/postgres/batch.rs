@@ -1,13 +1,15 @@
 //! The queue both coalescing tasks (`claim`, `finish`) run on: one batch
 //! at a time, of whatever arrived while the previous one ran.
 //!
-//! One, not several: with two batches in flight each is smaller, the
-//! server commits (and flushes) twice as often, and two claims on one spec
-//! scan past each other's locked rows. Ad hoc drains of 20,000 units on a
-//! private cluster, four rounds each, one build with the count as a
-//! setting: W=8 J=1 4,672-5,707 units/s with one against 3,969-4,316 with
-//! two; W=64 J=1 16,996-18,860 against 15,132-15,858; W=64 J=10 the same
-//! (15,750-16,732 against 15,596-16,452). Four or eight were slower still.
+//! One, not several: with two in flight the batches are smaller (at W=8,
+//! 7,994 claim statements for 20,000 units against 6,179 with one, by
+//! `pg_stat_statements`), so the server commits and flushes more often,
+//! and two claims on one spec contend for its first rows. Ad hoc drains of 20,000 units on a
+//! private cluster like `scripts/bench postgres` makes, one build with the
+//! count as a setting, interleaved (one against two): W=8 J=1
+//! 5,409/5,447/5,501/5,170 against 4,920/5,251/5,077/5,123 units/s; W=64
+//! J=1 17,661/18,146/13,838 against 13,742/15,302/10,811; W=64 J=10 within
+//! the noise. Four or eight in flight were slower still.
 //!
 //! A batch that stalls (a row lock another transaction holds, a server
 //! that stops answering) holds up the ones behind it until it ends or the
