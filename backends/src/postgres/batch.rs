@@ -3,13 +3,14 @@
 //!
 //! One, not several: with two in flight the batches are smaller (at W=8,
 //! 7,994 claim statements for 20,000 units against 6,179 with one, by
-//! `pg_stat_statements`), so the server commits and flushes more often,
-//! and two claims on one spec contend for its first rows. Ad hoc drains of 20,000 units on a
-//! private cluster like `scripts/bench postgres` makes, one build with the
-//! count as a setting, interleaved (one against two): W=8 J=1
-//! 5,409/5,447/5,501/5,170 against 4,920/5,251/5,077/5,123 units/s; W=64
-//! J=1 17,661/18,146/13,838 against 13,742/15,302/10,811; W=64 J=10 within
-//! the noise. Four or eight in flight were slower still.
+//! `pg_stat_statements`), so the server commits and flushes more often.
+//! Ad hoc drains of 20,000 units on a private cluster like the one
+//! `scripts/bench postgres` makes, one build with the count as a setting,
+//! interleaved (one against two): W=8 J=1 5,409/5,447/5,501/5,170 against
+//! 4,920/5,251/5,077/5,123 units/s; W=64 J=1 17,661/18,146/13,838 against
+//! 13,742/15,302/10,811; W=64 J=10 within the noise. Four or eight in
+//! flight were slower still at W=8 (3,734-4,675 units/s, measured with
+//! `pg_stat_statements` loaded, which slows every batch a little).
 //!
 //! A batch that stalls (a row lock another transaction holds, a server
 //! that stops answering) holds up the ones behind it until it ends or the
