@@ -17,7 +17,9 @@
 //! backend's call timeout (`tx`) ends it.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 /// Most requests in one batch.
@@ -28,9 +30,8 @@ const MAX_BATCH: usize = 512;
 /// [`MAX_BATCH`].
 pub(super) async fn run<J, F, Fut>(mut rx: mpsc::UnboundedReceiver<J>, apply: F)
 where
-    J: Send + 'static,
     F: Fn(Vec<J>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -40,8 +41,9 @@ where
                 Err(_) => break,
             }
         }
-        // A task of its own, so a panic in one batch ends only that batch
-        // (its requests, their replies dropped, take the general path).
-        let _ = tokio::spawn(apply(batch)).await;
+        // A panic ends only its batch, as the server's does only its
+        // request: the batch's requests, their replies dropped, take the
+        // general path, and the next batch runs.
+        let _ = AssertUnwindSafe(apply(batch)).catch_unwind().await;
     }
 }
